@@ -1,0 +1,164 @@
+"""The command line: options, start-up checks, the ready line, and the run of the chosen mode.
+
+Strategy: STRATEGIES maps each `-c` name to its class and also feeds argparse `choices`, so
+adding a mode is one line. Start-up problems (bad option, missing folder, port in use) end with
+one line on stderr and a non-zero status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from typing import NoReturn
+
+from httpd.aio import AsyncStrategy
+from httpd.connection import Settings
+from httpd.lifecycle import ForcedExit, ShutdownSignals
+from httpd.selectloop import SelectStrategy
+from httpd.strategies import (
+    DEFAULT_PROCESSES,
+    DEFAULT_THREADS,
+    ProcessPoolStrategy,
+    ProcessStrategy,
+    SingleStrategy,
+    ThreadPoolStrategy,
+    ThreadStrategy,
+)
+
+PROG = "http_server.py"
+DELAY_SECONDS = 5.0
+STRATEGIES = {
+    "thread": ThreadStrategy,
+    "thread-pool": ThreadPoolStrategy,
+    "process": ProcessStrategy,
+    "process-pool": ProcessPoolStrategy,
+    "async": AsyncStrategy,
+    "select": SelectStrategy,
+    "single": SingleStrategy,
+}
+LOG = logging.getLogger("http_server")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `message` as one line and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see -h)\n")
+
+
+def number_in(low: float, high: float, kind: type = int) -> callable:
+    """Return an argparse type that accepts a `kind` number between `low` and `high`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for the options the lab prescribes, plus a few extras."""
+    parser = OneLineParser(
+        prog=PROG,
+        description="A concurrent static-file HTTP/1.0 server.",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=200),
+    )
+    parser.add_argument(
+        "-p",
+        "--port",
+        type=number_in(0, 65535),
+        default=8085,
+        help="port to bind to (default 8085; 0 picks a free one)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="turn on debugging output")
+    parser.add_argument(
+        "-d",
+        "--delay",
+        action="store_true",
+        help=f"wait {DELAY_SECONDS:g} s before each response, for testing",
+    )
+    parser.add_argument("-f", "--folder", default=".", help="folder to serve from (default .)")
+    parser.add_argument(
+        "-c",
+        "--concurrency",
+        choices=list(STRATEGIES),
+        default="thread",
+        help="concurrency methodology (default thread)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=number_in(1, 1024),
+        metavar="N",
+        help=f"pool size (default {DEFAULT_THREADS} threads for thread-pool, "
+        f"{DEFAULT_PROCESSES} processes for process-pool)",
+    )
+    parser.add_argument(
+        "--bind", default="", metavar="ADDR", help="address to listen on (default: all interfaces)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=number_in(0.1, 3600, float),
+        default=10.0,
+        metavar="S",
+        help="close connections idle for S seconds (default 10)",
+    )
+    return parser
+
+
+def fail(message: str) -> NoReturn:
+    """Print one error line on stderr and exit with status 1."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Return a listening TCP socket with SO_REUSEADDR, or exit with one line on failure."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(1024)
+    except OSError as error:
+        listener.close()
+        fail(f"cannot listen on {host or '0.0.0.0'}:{port}: {error.strerror or error}")
+    return listener
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server; return the exit status (0 after a graceful shutdown)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s [pid %(process)d %(threadName)s] %(message)s",
+        stream=sys.stderr,
+    )
+    root = os.path.realpath(args.folder)
+    if not os.path.isdir(root):
+        fail(f"folder {args.folder!r} does not exist or is not a directory")
+    listener = listen(args.bind, args.port)
+    settings = Settings(root, DELAY_SECONDS if args.delay else 0.0, args.timeout, args.workers)
+    strategy = STRATEGIES[args.concurrency]()
+    signals = ShutdownSignals()
+    host, port = listener.getsockname()[:2]
+    print(
+        f"{PROG}: serving {root} on http://{host}:{port} (mode {args.concurrency})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        strategy.run(listener, settings, signals)
+    except ForcedExit:
+        strategy.abort()
+        print(f"{PROG}: forced to quit", file=sys.stderr, flush=True)
+        os._exit(130)
+    LOG.warning("stopped")
+    return 0

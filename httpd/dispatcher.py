@@ -1,0 +1,149 @@
+"""The accept loop shared by the blocking modes.
+
+Strategy: one selectors loop owns the listening socket. A new connection is handed to the mode's
+`handoff` as soon as it has bytes to read; until then it waits in the poller, where it costs no
+thread, process or pool worker (Chrome's speculative connections), and is closed after the idle
+timeout. The loop ends when its stop descriptor becomes readable (a signal, or the parent's pipe
+closing); it then refuses new connections at once and closes the parked ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+LOG = logging.getLogger("http_server")
+ACCEPT_BURST = 64
+
+
+class Dispatcher:
+    """Accepts connections, parks the idle ones, and hands ready ones to a callback."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        stop: Any,
+        handoff: Callable[[socket.socket], None],
+        timeout: float,
+    ) -> None:
+        """Prepare the loop.
+
+        Args:
+            listener: the listening socket (made non-blocking here).
+            stop: a file object or descriptor that becomes readable when the loop must stop.
+            handoff: called with each connection that has data to read; it owns the socket.
+            timeout: seconds a parked connection may stay silent before it is closed.
+        """
+        self.listener = listener
+        self.handoff = handoff
+        self.timeout = timeout
+        self.parked: dict[socket.socket, float] = {}
+        self.running = True
+        self.selector = selectors.DefaultSelector()
+        listener.setblocking(False)
+        self.watch(listener, self._accept)
+        self.watch(stop, self._stop)
+
+    def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
+        """Call `callback(fileobj)` from the loop whenever `fileobj` is readable."""
+        self.selector.register(fileobj, selectors.EVENT_READ, callback)
+
+    def unwatch(self, fileobj: Any) -> None:
+        """Stop watching `fileobj`."""
+        self.selector.unregister(fileobj)
+
+    def run(self) -> None:
+        """Loop until told to stop; then close the listener and every parked connection."""
+        while self.running:
+            for key, _ in self.selector.select(self._next_timeout()):
+                key.data(key.fileobj)
+            self._expire_parked(time.monotonic())
+        self._expire_parked(float("inf"))
+
+    def release_in_child(self) -> None:
+        """In a forked child: close every descriptor this loop holds (the child needs none)."""
+        for key in list(self.selector.get_map().values()):
+            if isinstance(key.fileobj, int):
+                os.close(key.fileobj)
+            else:
+                key.fileobj.close()
+        self.selector.close()
+
+    def _next_timeout(self) -> float | None:
+        """Seconds until the oldest parked connection expires, or None when none is parked."""
+        for deadline in self.parked.values():
+            return max(0.0, deadline - time.monotonic())
+        return None
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Accept the pending connections (a bounded burst, to stay fair to the rest)."""
+        for _ in range(ACCEPT_BURST):
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno != errno.EINVAL:
+                    LOG.warning("accept failed: %s", error)
+                return
+            self.route(conn)
+
+    def route(self, conn: socket.socket) -> None:
+        """Hand `conn` over if its request has started arriving; else park it while running,
+        or close it once stopped."""
+        try:
+            ready = conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            if self.running:
+                self.parked[conn] = time.monotonic() + self.timeout
+                self.watch(conn, self._unpark)
+            else:
+                conn.close()
+            return
+        except OSError:
+            ready = b""
+        if ready:
+            self.handoff(conn)
+        else:
+            conn.close()
+
+    def _unpark(self, conn: socket.socket) -> None:
+        """A parked connection became readable: hand it over."""
+        self.unwatch(conn)
+        del self.parked[conn]
+        self.handoff(conn)
+
+    def _expire_parked(self, now: float) -> None:
+        """Close the parked connections whose deadline is before `now`, oldest first."""
+        while self.parked:
+            conn, deadline = next(iter(self.parked.items()))
+            if deadline > now:
+                return
+            self.unwatch(conn)
+            del self.parked[conn]
+            conn.close()
+
+    def _stop(self, stop: Any) -> None:
+        """Stop accepting at once: new connections are refused from now on."""
+        self.unwatch(stop)
+        self.unwatch(self.listener)
+        close_listener(self.listener)
+        self.running = False
+
+
+def close_listener(listener: socket.socket) -> None:
+    """Stop listening now, also for forked processes that share the socket, and close it.
+
+    `shutdown` acts on the socket itself, not this process's descriptor, so after it the kernel
+    refuses new connections even while other processes still hold copies.
+    """
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)
+    listener.close()

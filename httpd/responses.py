@@ -1,0 +1,283 @@
+"""Sans-IO response planning: from a Request (or an HttpError) and a root folder to a Response.
+
+Strategy: `plan_response` maps the request target to a file strictly inside the root (decode once,
+remove dot-segments, realpath, containment check), opens it, and returns a Response whose head is
+ready to send and whose body is either small bytes or an open file the caller streams. Every error
+becomes an HTML page through one function, `error_response`. Nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import stat
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import BinaryIO
+from urllib.parse import quote, unquote_to_bytes
+
+from httpd.protocol import HttpError, Request
+
+LOG = logging.getLogger("http_server")
+SERVER_NAME = "http_server.py"
+INLINE_LIMIT = 64 * 1024
+ERROR_PAGE_LIMIT = 1024 * 1024
+REASONS = {
+    200: "OK",
+    301: "Moved Permanently",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    505: "HTTP Version Not Supported",
+}
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    ".csv": "text/csv; charset=utf-8",
+    ".xml": "application/xml",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".ico": "image/x-icon",
+    ".pdf": "application/pdf",
+    ".wasm": "application/wasm",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".mp4": "video/mp4",
+    ".mp3": "audio/mpeg",
+    ".zip": "application/zip",
+    ".gz": "application/gzip",
+}
+DEFAULT_TYPE = "application/octet-stream"
+HTML_TYPE = CONTENT_TYPES[".html"]
+BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+ABSOLUTE_FORM = re.compile(r"(?i)https?://[^/?#]*")
+
+
+@dataclass
+class Response:
+    """A planned response: the head to send, then `body`, then `file` streamed to its end."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    file: BinaryIO | None = None
+    file_size: int = 0
+
+    def head(self) -> bytes:
+        """Return the status line and headers, ending with the empty line."""
+        lines = [f"HTTP/1.0 {self.status} {REASONS[self.status]}"]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def close(self) -> None:
+        """Close the file being streamed, if any."""
+        if self.file is not None:
+            self.file.close()
+
+
+def http_date(timestamp: float | None = None) -> str:
+    """Format `timestamp` (default: now) as an RFC 9110 IMF-fixdate."""
+    return formatdate(time.time() if timestamp is None else timestamp, usegmt=True)
+
+
+def build_response(status: int, content_type: str, length: int, **extra: str) -> Response:
+    """Create a Response with the headers every answer carries, plus `extra` ones.
+
+    Args:
+        status: the status code.
+        content_type: the Content-Type value.
+        length: the exact number of body bytes that will follow the head.
+        extra: more headers; underscores in names become dashes.
+    """
+    headers = [
+        ("Server", SERVER_NAME),
+        ("Date", http_date()),
+        ("Content-Type", content_type),
+        ("Content-Length", str(length)),
+    ]
+    headers += [(name.replace("_", "-"), value) for name, value in extra.items()]
+    headers.append(("Connection", "close"))
+    return Response(status, headers)
+
+
+def error_response(status: int, root: str, detail: str = "") -> Response:
+    """Return the HTML error response for `status` (the folder's 404.html for a 404).
+
+    Args:
+        status: an error status present in REASONS.
+        root: the served folder, for its 404.html.
+        detail: a short explanation shown in the built-in page.
+    """
+    body = folder_error_page(root) if status == 404 else None
+    if body is None:
+        title = f"{status} {REASONS[status]}"
+        body = (
+            f"<!DOCTYPE html>\n<html><head><title>{title}</title></head>\n"
+            f"<body><h1>{title}</h1><p>{html.escape(detail)}</p></body></html>\n"
+        ).encode()
+    extra = {"Allow": "GET"} if status == 405 else {}
+    response = build_response(status, HTML_TYPE, len(body), **extra)
+    response.body = body
+    return response
+
+
+def folder_error_page(root: str) -> bytes | None:
+    """Return the bytes of the root's 404.html, or None when it is missing or unusable."""
+    try:
+        with open(os.path.join(root, "404.html"), "rb") as page:
+            body = page.read(ERROR_PAGE_LIMIT + 1)
+    except OSError:
+        return None
+    return body if len(body) <= ERROR_PAGE_LIMIT else None
+
+
+def respond(outcome: Request | HttpError, root: str) -> Response:
+    """Return the Response for a parsed request or a parse error; 500 if planning itself fails.
+
+    Args:
+        outcome: what the parser produced.
+        root: the served folder, already resolved with realpath.
+    """
+    if isinstance(outcome, HttpError):
+        return error_response(outcome.status, root, outcome.detail)
+    try:
+        return plan_response(outcome, root)
+    except Exception:
+        LOG.exception("unexpected failure while answering %s %s", outcome.method, outcome.target)
+        return error_response(500, root, "unexpected server error")
+
+
+def plan_response(request: Request, root: str) -> Response:
+    """Plan the answer to a well-formed request.
+
+    Args:
+        request: the parsed request.
+        root: the served folder, already resolved with realpath.
+
+    Returns:
+        The Response; an open file inside it must be closed by the caller (Response.close).
+    """
+    try:
+        if request.method != "GET":
+            raise HttpError(405, f"{request.method} is not supported; use GET")
+        return file_response(request_path(request.target), root)
+    except HttpError as error:
+        return error_response(error.status, root, error.detail)
+
+
+def request_path(target: str) -> str:
+    """Turn a request target into a decoded, dot-segment-free absolute path.
+
+    Raises:
+        HttpError: 400 for a target that is not a valid path.
+    """
+    if not target.startswith("/"):
+        matched = ABSOLUTE_FORM.match(target)
+        if not matched:
+            raise HttpError(400, "the request target must start with /")
+        target = target[matched.end() :] or "/"
+    if "#" in target or not target.startswith("/"):
+        raise HttpError(400, "malformed request target")
+    path = target.split("?", 1)[0]
+    if BAD_ESCAPE.search(path):
+        raise HttpError(400, "malformed percent-escape")
+    try:
+        decoded = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise HttpError(400, "the path is not valid UTF-8") from error
+    if "\x00" in decoded or "\\" in decoded:
+        raise HttpError(400, "NUL or backslash in path")
+    return remove_dot_segments(decoded)
+
+
+def remove_dot_segments(path: str) -> str:
+    """Resolve `.` and `..` (never above `/`) and collapse empty segments, keeping a final `/`."""
+    kept: list[str] = []
+    segments = path.split("/")
+    for segment in segments:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment not in ("", "."):
+            kept.append(segment)
+    trailing = segments[-1] in ("", ".", "..") and bool(kept)
+    return "/" + "/".join(kept) + ("/" if trailing else "")
+
+
+def file_response(path: str, root: str) -> Response:
+    """Return the 200 (or 301) for `path` under `root`.
+
+    Raises:
+        HttpError: 404 when missing or outside the root, 403 when unreadable.
+    """
+    real = os.path.realpath(os.path.join(root, path.lstrip("/")))
+    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+        raise HttpError(404, "no such file")
+    info = stat_or_raise(real)
+    if stat.S_ISDIR(info.st_mode):
+        if not path.endswith("/"):
+            return redirect_response(quote(path) + "/")
+        real = os.path.join(real, "index.html")
+        info = stat_or_raise(real)
+    if not stat.S_ISREG(info.st_mode):
+        raise HttpError(404, "no such file")
+    return open_file_response(real, info)
+
+
+def stat_or_raise(path: str) -> os.stat_result:
+    """Return os.stat(path), mapping failures to 404 (missing) or 403 (permission)."""
+    try:
+        return os.stat(path)
+    except PermissionError as error:
+        raise HttpError(403, "permission denied") from error
+    except (OSError, ValueError) as error:
+        raise HttpError(404, "no such file") from error
+
+
+def redirect_response(location: str) -> Response:
+    """Return a 301 to `location` with a small HTML body."""
+    body = f'<!DOCTYPE html>\n<a href="{html.escape(location)}">Moved here</a>\n'.encode()
+    response = build_response(301, HTML_TYPE, len(body), Location=location)
+    response.body = body
+    return response
+
+
+def open_file_response(real: str, info: os.stat_result) -> Response:
+    """Open `real` and return its 200; files up to INLINE_LIMIT are read into the body.
+
+    Raises:
+        HttpError: 403 when the file cannot be opened for reading.
+    """
+    try:
+        file = open(real, "rb")  # noqa: SIM115 - the caller streams and closes it
+    except PermissionError as error:
+        raise HttpError(403, "permission denied") from error
+    except OSError as error:
+        raise HttpError(404, "no such file") from error
+    content_type = CONTENT_TYPES.get(os.path.splitext(real)[1].lower(), DEFAULT_TYPE)
+    response = build_response(
+        200, content_type, info.st_size, Last_Modified=http_date(info.st_mtime)
+    )
+    if info.st_size <= INLINE_LIMIT:
+        with file:
+            response.body = file.read(info.st_size)
+        return response
+    response.file, response.file_size = file, info.st_size
+    return response

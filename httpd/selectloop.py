@@ -1,0 +1,221 @@
+"""The select mode: one thread, one selectors loop, each connection a small state machine.
+
+Strategy: a connection goes READING -> (waiting for the delay timer) -> WRITING -> (DRAINING) ->
+closed. The loop sleeps in `select` until a socket is ready or the next timer is due (a delay, an
+idle deadline). Nothing ever blocks: reads and writes are non-blocking and files go out with
+os.sendfile, as much as the socket takes at a time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import socket
+import time
+from collections.abc import Callable
+
+from httpd.connection import DRAIN_LIMIT, DRAIN_SECONDS, RECV_SIZE, Settings, describe, needs_drain
+from httpd.dispatcher import ACCEPT_BURST, close_listener
+from httpd.lifecycle import ShutdownSignals
+from httpd.protocol import HttpError, Request, RequestParser
+from httpd.responses import Response, respond
+
+LOG = logging.getLogger("http_server")
+SENDFILE_CHUNK = 1024 * 1024
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+class SelectStrategy:
+    """The event loop: a selector, a timer heap, and the live connections."""
+
+    def run(self, listener: socket.socket, settings: Settings, signals: ShutdownSignals) -> None:
+        """Serve until the first shutdown signal, then until the last connection is done."""
+        self.settings, self.listener = settings, listener
+        self.selector = selectors.DefaultSelector()
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []
+        self.sequence = itertools.count()
+        self.connections: set[Connection] = set()
+        self.listening = True
+        listener.setblocking(False)
+        self.selector.register(listener, READ, self._accept)
+        self.selector.register(signals.reader, READ, self._stop)
+        while self.listening or self.connections:
+            for key, mask in self.selector.select(self._next_timeout()):
+                key.data(key.fileobj, mask)
+            self._run_due_timers()
+
+    def abort(self) -> None:
+        """Nothing to kill: the connections die with the process."""
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Run `callback` from the loop `delay` seconds from now."""
+        heapq.heappush(self.timers, (time.monotonic() + delay, next(self.sequence), callback))
+
+    def _next_timeout(self) -> float | None:
+        """Seconds until the next timer, or None when there is none."""
+        return max(0.0, self.timers[0][0] - time.monotonic()) if self.timers else None
+
+    def _run_due_timers(self) -> None:
+        """Run every timer whose time has come."""
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            heapq.heappop(self.timers)[2]()
+
+    def _accept(self, listener: socket.socket, mask: int) -> None:
+        """Accept pending connections (a bounded burst) and start reading from them."""
+        for _ in range(ACCEPT_BURST):
+            try:
+                sock, _ = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                LOG.warning("accept failed: %s", error)
+                return
+            self.connections.add(Connection(self, sock))
+
+    def _stop(self, reader: socket.socket, mask: int) -> None:
+        """First signal: refuse new connections, close the silent ones, finish the rest."""
+        self.selector.unregister(reader)
+        self.selector.unregister(self.listener)
+        close_listener(self.listener)
+        self.listening = False
+        for connection in list(self.connections):
+            connection.close_if_silent()
+        LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
+
+
+class Connection:
+    """One client, in one of four states: reading, waiting (the delay), writing, draining."""
+
+    def __init__(self, loop: SelectStrategy, sock: socket.socket) -> None:
+        """Register the new socket for reading and arm its idle timer."""
+        self.loop, self.sock = loop, sock
+        self.settings = loop.settings
+        self.parser = RequestParser()
+        self.state = "reading"
+        self.outcome: Request | HttpError | None = None
+        self.response: Response | None = None
+        self.pending = memoryview(b"")
+        self.offset = 0
+        self.drained = 0
+        sock.setblocking(False)
+        loop.selector.register(sock, READ, self._on_event)
+        self._arm_deadline()
+
+    def close_if_silent(self) -> None:
+        """Close this connection if it has not sent a byte (used at shutdown)."""
+        if not self.parser.started:
+            self.close()
+
+    def close(self) -> None:
+        """Unregister, close the socket and any open file; idempotent."""
+        if self.state == "closed":
+            return
+        if self.state != "waiting":
+            self.loop.selector.unregister(self.sock)
+        self.state = "closed"
+        self.loop.connections.discard(self)
+        if self.response is not None:
+            self.response.close()
+        self.sock.close()
+
+    def _on_event(self, sock: socket.socket, mask: int) -> None:
+        """Route a readiness event to the current state, closing on any failure."""
+        try:
+            getattr(self, f"_on_{self.state}")()
+        except BlockingIOError:
+            return
+        except OSError as error:
+            LOG.debug("[fd %d] client went away: %r", sock.fileno(), error)
+            self.close()
+        except Exception:
+            LOG.exception("unexpected failure")
+            self.close()
+
+    def _arm_deadline(self) -> None:
+        """Start (or restart) the idle clock of the reading or writing state."""
+        self.deadline = time.monotonic() + self.settings.timeout
+        self.loop.call_later(self.settings.timeout, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        """Timer: close the connection if it made no progress in time, else re-arm."""
+        if self.state not in ("reading", "writing"):
+            return
+        left = self.deadline - time.monotonic()
+        if left > 0:
+            self.loop.call_later(left, self._check_deadline)
+            return
+        LOG.debug("[fd %d] idle timeout while %s", self.sock.fileno(), self.state)
+        self.close()
+
+    def _on_reading(self) -> None:
+        """Receive what arrived and feed it to the parser."""
+        data = self.sock.recv(RECV_SIZE)
+        self.deadline = time.monotonic() + self.settings.timeout
+        if not data:
+            if self.parser.started:
+                self._received(HttpError(400, "connection closed mid-request"))
+            else:
+                self.close()
+            return
+        try:
+            request = self.parser.feed(data)
+        except HttpError as error:
+            self._received(error)
+            return
+        if request is not None:
+            self._received(request)
+
+    def _received(self, outcome: Request | HttpError) -> None:
+        """The head is complete (or invalid): stop reading, wait the delay, then answer."""
+        LOG.debug("[fd %d] received %s", self.sock.fileno(), describe(outcome))
+        self.outcome = outcome
+        self.loop.selector.unregister(self.sock)
+        self.state = "waiting"
+        if self.settings.delay:
+            self.loop.call_later(self.settings.delay, self._start_answer)
+        else:
+            self._start_answer()
+
+    def _start_answer(self) -> None:
+        """Plan the response and start writing it."""
+        if self.state != "waiting":
+            return
+        self.response = respond(self.outcome, self.settings.root)
+        self.pending = memoryview(self.response.head() + self.response.body)
+        self.state = "writing"
+        self.loop.selector.register(self.sock, WRITE, self._on_event)
+        self._arm_deadline()
+
+    def _on_writing(self) -> None:
+        """Send as much of the head, body and file as the socket takes now."""
+        if self.pending:
+            self.pending = self.pending[self.sock.send(self.pending) :]
+        elif self.offset < self.response.file_size:
+            left = min(SENDFILE_CHUNK, self.response.file_size - self.offset)
+            self.offset += os.sendfile(
+                self.sock.fileno(), self.response.file.fileno(), self.offset, left
+            )
+        self.deadline = time.monotonic() + self.settings.timeout
+        if not self.pending and self.offset >= self.response.file_size:
+            self._finish()
+
+    def _finish(self) -> None:
+        """The answer is out: close now, or first drain what the client still sends."""
+        if not needs_drain(self.outcome):
+            self.close()
+            return
+        self.sock.shutdown(socket.SHUT_WR)
+        self.state = "draining"
+        self.loop.selector.modify(self.sock, READ, self._on_event)
+        self.loop.call_later(DRAIN_SECONDS, self.close)
+
+    def _on_draining(self) -> None:
+        """Discard what arrives until the client closes or has sent too much."""
+        data = self.sock.recv(RECV_SIZE)
+        self.drained += len(data)
+        if not data or self.drained > DRAIN_LIMIT:
+            self.close()

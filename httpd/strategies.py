@@ -1,0 +1,215 @@
+"""The concurrency modes of the blocking family, and the table of every mode.
+
+Strategy: `single`, `thread`, `thread-pool` and `process` run the shared Dispatcher in the main
+process and differ only in `dispatch`, which receives each connection that has data to read.
+`process-pool` pre-forks workers that each run their own Dispatcher on the inherited listening
+socket. Every strategy has the same shape: `run` serves until the first shutdown signal, then lets
+in-flight requests finish and returns; `abort` kills what is left after a second signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import selectors
+import socket
+import threading
+
+from httpd.connection import Settings, serve_connection
+from httpd.dispatcher import Dispatcher, close_listener
+from httpd.lifecycle import ShutdownSignals, become_worker
+
+LOG = logging.getLogger("http_server")
+FORK = multiprocessing.get_context("fork")
+DEFAULT_THREADS = 16
+DEFAULT_PROCESSES = max(4, os.cpu_count() or 1)
+
+
+class DispatchStrategy:
+    """Base of the modes that run the Dispatcher in the main process."""
+
+    def run(self, listener: socket.socket, settings: Settings, signals: ShutdownSignals) -> None:
+        """Serve until the first shutdown signal, then wait for in-flight requests."""
+        self.settings = settings
+        signals.refuse_connections_on(listener)
+        self.dispatcher = Dispatcher(listener, signals.reader, self.dispatch, settings.timeout)
+        self.start()
+        self.dispatcher.run()
+        for conn in signals.backlog:
+            self.dispatcher.route(conn)
+        LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
+        self.stop()
+
+    def start(self) -> None:
+        """Prepare before the first connection (pools start their workers here)."""
+
+    def dispatch(self, conn: socket.socket) -> None:
+        """Serve `conn`, which has data to read; the strategy owns it from now on."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Wait for every request in flight, then release the workers."""
+
+    def abort(self) -> None:
+        """Kill whatever is still running (after a second shutdown signal)."""
+
+
+class SingleStrategy(DispatchStrategy):
+    """One client at a time, in the main thread: the lab-5 baseline."""
+
+    def dispatch(self, conn: socket.socket) -> None:
+        """Serve `conn` right here; nobody else is served meanwhile."""
+        serve_connection(conn, self.settings)
+
+
+class ThreadStrategy(DispatchStrategy):
+    """A new threading.Thread per connection; all of them joined at shutdown."""
+
+    def start(self) -> None:
+        """Start with no threads."""
+        self.threads: set[threading.Thread] = set()
+
+    def dispatch(self, conn: socket.socket) -> None:
+        """Start a thread that serves `conn`."""
+        thread = threading.Thread(target=self._serve, args=(conn,), name=f"conn-{conn.fileno()}")
+        self.threads.add(thread)
+        thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        """Thread body: serve, then forget this thread (the set holds only live ones)."""
+        try:
+            serve_connection(conn, self.settings)
+        finally:
+            self.threads.discard(threading.current_thread())
+
+    def stop(self) -> None:
+        """Join every thread still running."""
+        for thread in list(self.threads):
+            thread.join()
+
+
+class ThreadPoolStrategy(DispatchStrategy):
+    """A fixed set of threads, started before the first client, taking connections from a queue."""
+
+    def start(self) -> None:
+        """Start the workers; they block on the queue until connections arrive."""
+        self.queue: queue.SimpleQueue[socket.socket | None] = queue.SimpleQueue()
+        count = self.settings.workers or DEFAULT_THREADS
+        self.threads = [
+            threading.Thread(target=self._work, name=f"worker-{index}") for index in range(count)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def dispatch(self, conn: socket.socket) -> None:
+        """Queue `conn` for the next idle worker."""
+        self.queue.put(conn)
+
+    def _work(self) -> None:
+        """Worker body: serve queued connections until the None sentinel."""
+        while (conn := self.queue.get()) is not None:
+            serve_connection(conn, self.settings)
+
+    def stop(self) -> None:
+        """Let the workers finish the queue, then end and join them."""
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
+
+
+class ProcessStrategy(DispatchStrategy):
+    """A new multiprocessing.Process (forked) per connection, reaped as soon as it exits."""
+
+    def start(self) -> None:
+        """Start with no children."""
+        self.children: dict[int, multiprocessing.process.BaseProcess] = {}
+
+    def dispatch(self, conn: socket.socket) -> None:
+        """Fork a child that serves `conn`; the parent closes its copy and watches for the exit."""
+        name = f"conn-{conn.fileno()}"
+        child = FORK.Process(target=self._serve_in_child, args=(conn,), name=name)
+        child.start()
+        conn.close()
+        self.children[child.sentinel] = child
+        self.dispatcher.watch(child.sentinel, self._reap)
+
+    def _serve_in_child(self, conn: socket.socket) -> None:
+        """Child body: drop the parent's descriptors and signal duties, then serve."""
+        become_worker()
+        self.dispatcher.release_in_child()
+        serve_connection(conn, self.settings)
+
+    def _reap(self, sentinel: int) -> None:
+        """A child exited: collect it so that no zombie is left."""
+        self.dispatcher.unwatch(sentinel)
+        self.children.pop(sentinel).join()
+
+    def stop(self) -> None:
+        """Wait for every child still serving."""
+        for child in list(self.children.values()):
+            child.join()
+
+    def abort(self) -> None:
+        """Kill every child still serving."""
+        kill_all(self.children.values())
+
+
+class ProcessPoolStrategy:
+    """A fixed set of forked workers, each accepting on the inherited listening socket."""
+
+    def run(self, listener: socket.socket, settings: Settings, signals: ShutdownSignals) -> None:
+        """Start the workers, replace any that dies, and stop them all on the first signal."""
+        self.settings, self.signals, self.listener = settings, signals, listener
+        self.stop_reader, self.stop_writer = os.pipe()
+        self.workers: dict[int, multiprocessing.process.BaseProcess] = {}
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(signals.reader, selectors.EVENT_READ)
+        for _ in range(settings.workers or DEFAULT_PROCESSES):
+            self._spawn()
+        while not any(key.fileobj is signals.reader for key, _ in self.selector.select()):
+            self._replace_dead_workers()
+        close_listener(listener)
+        os.close(self.stop_writer)
+        LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
+        for worker in self.workers.values():
+            worker.join()
+        os.close(self.stop_reader)
+
+    def _spawn(self) -> None:
+        """Fork one worker and watch for its exit."""
+        worker = FORK.Process(target=self._work, name=f"worker-{len(self.workers)}")
+        worker.start()
+        self.workers[worker.sentinel] = worker
+        self.selector.register(worker.sentinel, selectors.EVENT_READ)
+
+    def _replace_dead_workers(self) -> None:
+        """Reap workers that exited on their own and start new ones in their place."""
+        for sentinel in [s for s, worker in self.workers.items() if not worker.is_alive()]:
+            self.selector.unregister(sentinel)
+            dead = self.workers.pop(sentinel)
+            dead.join()
+            LOG.warning("worker %s exited (status %s); starting another", dead.pid, dead.exitcode)
+            self._spawn()
+
+    def _work(self) -> None:
+        """Worker body: accept and serve until the parent closes the stop pipe (or dies)."""
+        become_worker(self.signals)
+        os.close(self.stop_writer)
+        self.selector.close()
+        serve = lambda conn: serve_connection(conn, self.settings)  # noqa: E731
+        Dispatcher(self.listener, self.stop_reader, serve, self.settings.timeout).run()
+
+    def abort(self) -> None:
+        """Kill every worker."""
+        kill_all(self.workers.values())
+
+
+def kill_all(processes: object) -> None:
+    """Send SIGKILL to each process still alive in `processes`, then reap them."""
+    for process in list(processes):
+        if process.is_alive():
+            process.kill()
+        process.join()
