@@ -74,7 +74,7 @@ class SelectStrategy:
             except OSError as error:
                 LOG.warning("accept failed: %s", error)
                 return
-            self.connections.add(Connection(self, sock))
+            Connection(self, sock)
 
     def _stop(self, reader: socket.socket, mask: int) -> None:
         """First signal: refuse new connections, close the silent ones, finish the rest."""
@@ -88,22 +88,29 @@ class SelectStrategy:
 
 
 class Connection:
-    """One client, in one of four states: reading, waiting (the delay), writing, draining."""
+    """One client, in one of four states: reading, waiting (the delay), writing, draining.
+
+    Each state first tries its socket call at once (a request usually arrives with its
+    connection, and a small answer fits the send buffer) and registers with the selector only
+    when the call would block, so most connections never touch the selector.
+    """
 
     def __init__(self, loop: SelectStrategy, sock: socket.socket) -> None:
-        """Register the new socket for reading and arm its idle timer."""
+        """Join the loop's live connections, arm the idle timer, and start reading."""
         self.loop, self.sock = loop, sock
         self.settings = loop.settings
         self.parser = RequestParser()
         self.state = "reading"
+        self.events = 0
         self.outcome: Request | HttpError | None = None
         self.response: Response | None = None
         self.pending = memoryview(b"")
         self.offset = 0
         self.drained = 0
         sock.setblocking(False)
-        loop.selector.register(sock, READ, self._on_event)
+        loop.connections.add(self)
         self._arm_deadline()
+        self._on_event(sock, READ)
 
     def close_if_silent(self) -> None:
         """Close this connection if it has not sent a byte (used at shutdown)."""
@@ -114,20 +121,31 @@ class Connection:
         """Unregister, close the socket and any open file; idempotent."""
         if self.state == "closed":
             return
-        if self.state != "waiting":
-            self.loop.selector.unregister(self.sock)
+        self._listen_for(0)
         self.state = "closed"
         self.loop.connections.discard(self)
         if self.response is not None:
             self.response.close()
         self.sock.close()
 
+    def _listen_for(self, events: int) -> None:
+        """Make the selector report `events` (READ, WRITE, or 0 for nothing) for this socket."""
+        if events == self.events:
+            return
+        if not self.events:
+            self.loop.selector.register(self.sock, events, self._on_event)
+        elif not events:
+            self.loop.selector.unregister(self.sock)
+        else:
+            self.loop.selector.modify(self.sock, events, self._on_event)
+        self.events = events
+
     def _on_event(self, sock: socket.socket, mask: int) -> None:
-        """Route a readiness event to the current state, closing on any failure."""
+        """Run the current state's step; wait in the selector if it would block; close on error."""
         try:
             getattr(self, f"_on_{self.state}")()
         except BlockingIOError:
-            return
+            self._listen_for(WRITE if self.state == "writing" else READ)
         except OSError as error:
             LOG.debug("[fd %d] client went away: %r", sock.fileno(), error)
             self.close()
@@ -166,14 +184,16 @@ class Connection:
         except HttpError as error:
             self._received(error)
             return
-        if request is not None:
+        if request is None:
+            self._listen_for(READ)
+        else:
             self._received(request)
 
     def _received(self, outcome: Request | HttpError) -> None:
         """The head is complete (or invalid): stop reading, wait the delay, then answer."""
         LOG.debug("[fd %d] received %s", self.sock.fileno(), describe(outcome))
         self.outcome = outcome
-        self.loop.selector.unregister(self.sock)
+        self._listen_for(0)
         self.state = "waiting"
         if self.settings.delay:
             self.loop.call_later(self.settings.delay, self._start_answer)
@@ -187,20 +207,26 @@ class Connection:
         self.response = respond(self.outcome, self.settings.root)
         self.pending = memoryview(self.response.head() + self.response.body)
         self.state = "writing"
-        self.loop.selector.register(self.sock, WRITE, self._on_event)
         self._arm_deadline()
+        self._on_event(self.sock, WRITE)
 
     def _on_writing(self) -> None:
-        """Send as much of the head, body and file as the socket takes now."""
+        """Send the head and body, then a chunk of the file; wait for room when they remain."""
         if self.pending:
             self.pending = self.pending[self.sock.send(self.pending) :]
-        elif self.offset < self.response.file_size:
+            self.deadline = time.monotonic() + self.settings.timeout
+            if self.pending:
+                self._listen_for(WRITE)
+                return
+        if self.offset < self.response.file_size:
             left = min(SENDFILE_CHUNK, self.response.file_size - self.offset)
             self.offset += os.sendfile(
                 self.sock.fileno(), self.response.file.fileno(), self.offset, left
             )
-        self.deadline = time.monotonic() + self.settings.timeout
-        if not self.pending and self.offset >= self.response.file_size:
+            self.deadline = time.monotonic() + self.settings.timeout
+        if self.offset < self.response.file_size:
+            self._listen_for(WRITE)
+        else:
             self._finish()
 
     def _finish(self) -> None:
@@ -210,7 +236,7 @@ class Connection:
             return
         self.sock.shutdown(socket.SHUT_WR)
         self.state = "draining"
-        self.loop.selector.modify(self.sock, READ, self._on_event)
+        self._listen_for(READ)
         self.loop.call_later(DRAIN_SECONDS, self.close)
 
     def _on_draining(self) -> None:
