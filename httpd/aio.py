@@ -12,7 +12,16 @@ import asyncio
 import logging
 import socket
 
-from httpd.connection import DRAIN_LIMIT, DRAIN_SECONDS, RECV_SIZE, Settings, describe, needs_drain
+from httpd.connection import (
+    DRAIN_LIMIT,
+    DRAIN_SECONDS,
+    RECV_SIZE,
+    ConnectionLog,
+    Settings,
+    connection_log,
+    describe,
+    needs_drain,
+)
 from httpd.lifecycle import SHUTDOWN_SIGNALS, ShutdownSignals
 from httpd.protocol import HttpError, Request, RequestParser
 from httpd.responses import Response, respond
@@ -64,28 +73,32 @@ class AsyncStrategy:
         task = asyncio.current_task()
         self.tasks.add(task)
         self.idle.add(writer)
+        log = connection_log(writer.get_extra_info("socket"))
         try:
-            await self._serve_connection(reader, writer)
+            await self._serve_connection(reader, writer, log)
         except (ConnectionError, TimeoutError) as error:
-            LOG.debug("client went away: %r", error)
+            log.debug("client went away: %r", error)
         except Exception:
-            LOG.exception("unexpected failure")
+            log.exception("unexpected failure")
         finally:
             self.idle.discard(writer)
             self.tasks.discard(task)
             writer.close()
 
     async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: ConnectionLog
     ) -> None:
         """Read the request, wait if asked, answer, and drain if the client may still send."""
         outcome = await self._read_request(reader, writer)
         if outcome is None:
+            log.debug("closed without sending a request")
             return
-        LOG.debug("received %s", describe(outcome))
+        log.debug("received %s", describe(outcome))
         if self.settings.delay:
             await asyncio.sleep(self.settings.delay)
-        await self._send(writer, respond(outcome, self.settings.root))
+        response = respond(outcome, self.settings.root)
+        await self._send(writer, response)
+        log.debug("answered %d", response.status)
         if needs_drain(outcome):
             await self._drain(reader, writer)
 

@@ -137,10 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the server; return the exit status (0 after a graceful shutdown)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s [pid %(process)d %(threadName)s] %(message)s",
-        stream=sys.stderr,
+        format="%(asctime)s [pid %(process)d %(threadName)s] %(message)s", stream=sys.stderr
     )
+    LOG.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     root = os.path.realpath(args.folder)
     if not os.path.isdir(root):
         fail(f"folder {args.folder!r} does not exist or is not a directory")

@@ -84,6 +84,8 @@ class Dispatcher:
 
     def _accept(self, listener: socket.socket) -> None:
         """Accept the pending connections (a bounded burst, to stay fair to the rest)."""
+        if not self.running:
+            return
         for _ in range(ACCEPT_BURST):
             try:
                 conn, _ = listener.accept()

@@ -17,7 +17,15 @@ import socket
 import time
 from collections.abc import Callable
 
-from httpd.connection import DRAIN_LIMIT, DRAIN_SECONDS, RECV_SIZE, Settings, describe, needs_drain
+from httpd.connection import (
+    DRAIN_LIMIT,
+    DRAIN_SECONDS,
+    RECV_SIZE,
+    Settings,
+    connection_log,
+    describe,
+    needs_drain,
+)
 from httpd.dispatcher import ACCEPT_BURST, close_listener
 from httpd.lifecycle import ShutdownSignals
 from httpd.protocol import HttpError, Request, RequestParser
@@ -99,6 +107,7 @@ class Connection:
         """Join the loop's live connections, arm the idle timer, and start reading."""
         self.loop, self.sock = loop, sock
         self.settings = loop.settings
+        self.log = connection_log(sock)
         self.parser = RequestParser()
         self.state = "reading"
         self.events = 0
@@ -147,10 +156,10 @@ class Connection:
         except BlockingIOError:
             self._listen_for(WRITE if self.state == "writing" else READ)
         except OSError as error:
-            LOG.debug("[fd %d] client went away: %r", sock.fileno(), error)
+            self.log.debug("client went away: %r", error)
             self.close()
         except Exception:
-            LOG.exception("unexpected failure")
+            self.log.exception("unexpected failure")
             self.close()
 
     def _arm_deadline(self) -> None:
@@ -166,7 +175,7 @@ class Connection:
         if left > 0:
             self.loop.call_later(left, self._check_deadline)
             return
-        LOG.debug("[fd %d] idle timeout while %s", self.sock.fileno(), self.state)
+        self.log.debug("idle timeout while %s", self.state)
         self.close()
 
     def _on_reading(self) -> None:
@@ -191,7 +200,7 @@ class Connection:
 
     def _received(self, outcome: Request | HttpError) -> None:
         """The head is complete (or invalid): stop reading, wait the delay, then answer."""
-        LOG.debug("[fd %d] received %s", self.sock.fileno(), describe(outcome))
+        self.log.debug("received %s", describe(outcome))
         self.outcome = outcome
         self._listen_for(0)
         self.state = "waiting"
@@ -231,6 +240,7 @@ class Connection:
 
     def _finish(self) -> None:
         """The answer is out: close now, or first drain what the client still sends."""
+        self.log.debug("answered %d", self.response.status)
         if not needs_drain(self.outcome):
             self.close()
             return
