@@ -22,6 +22,7 @@ VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 VISIBLE = re.compile(rb"[\x21-\x7e]+")
 FIELD_VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 DIGITS = re.compile(r"[0-9]+")
+HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(:[0-9]*)?")
 
 
 class HttpError(Exception):
@@ -104,14 +105,14 @@ class RequestParser:
 
     def _accept_line(self, line: bytes) -> None:
         """Validate one complete line of the head as soon as it has arrived."""
-        if self._scanned > MAX_HEAD:
-            raise HttpError(431, "request head too large")
         if self._request_line is None:
             self._request_line = parse_request_line(line)
-            return
-        if len(self._headers) >= MAX_HEADERS:
+        elif len(self._headers) >= MAX_HEADERS:
             raise HttpError(431, "too many header fields")
-        self._headers.append(parse_header_line(line))
+        else:
+            self._headers.append(parse_header_line(line))
+        if self._scanned > MAX_HEAD:
+            raise HttpError(431, "request head too large")
 
     def _finish(self) -> Request:
         """Build the Request from the validated lines and check its framing headers."""
@@ -122,15 +123,18 @@ class RequestParser:
 
     def _check_partial_line(self, partial: bytes) -> None:
         """Reject the incomplete last line when what has arrived of it is already wrong."""
-        if self._scanned + len(partial) > MAX_HEAD:
-            raise HttpError(431, "request head too large")
         if b"\r" in partial[:-1]:
             raise HttpError(400, "bare CR in request head")
-        if self._request_line is not None:
-            if len(partial) > MAX_LINE:
-                raise HttpError(431, "header line too long")
-            return
-        partial = partial.removesuffix(b"\r")
+        if self._request_line is None:
+            self._check_partial_request_line(partial.removesuffix(b"\r"))
+        elif len(partial) > MAX_LINE:
+            raise HttpError(431, "header line too long")
+        if self._scanned + len(partial) > MAX_HEAD:
+            raise HttpError(431, "request head too large")
+
+    @staticmethod
+    def _check_partial_request_line(partial: bytes) -> None:
+        """Reject an incomplete request line whose method or length is already wrong."""
         method = TOKEN_PREFIX.match(partial).group()
         following = partial[len(method) : len(method) + 1]
         if following and (not method or following != b" "):
@@ -174,8 +178,11 @@ def parse_header_line(line: bytes) -> tuple[str, str]:
 
 def check_framing(request: Request) -> None:
     """Apply RFC 9112's rules on Host, Content-Length and Transfer-Encoding."""
-    if request.version != "HTTP/1.0" and len(request.header_values("Host")) != 1:
-        raise HttpError(400, "HTTP/1.1 requests need exactly one Host header")
+    hosts = request.header_values("Host")
+    if len(hosts) > 1 or (request.version != "HTTP/1.0" and not hosts):
+        raise HttpError(400, "a request needs one Host header (HTTP/1.1), never several")
+    if hosts and not HOST.fullmatch(hosts[0]):
+        raise HttpError(400, "invalid Host header")
     values = request.header_values("Content-Length")
     lengths = {item.strip() for value in values for item in value.split(",")}
     if len(lengths) > 1 or not all(DIGITS.fullmatch(item) for item in lengths):

@@ -151,6 +151,9 @@ def folder_error_page(root: str) -> bytes | None:
 def respond(outcome: Request | HttpError, root: str) -> Response:
     """Return the Response for a parsed request or a parse error; 500 if planning itself fails.
 
+    A response to HEAD (a 405 here) keeps its Content-Length but carries no content
+    (RFC 9110 section 9.3.2).
+
     Args:
         outcome: what the parser produced.
         root: the served folder, already resolved with realpath.
@@ -158,10 +161,13 @@ def respond(outcome: Request | HttpError, root: str) -> Response:
     if isinstance(outcome, HttpError):
         return error_response(outcome.status, root, outcome.detail)
     try:
-        return plan_response(outcome, root)
+        response = plan_response(outcome, root)
     except Exception:
         LOG.exception("unexpected failure while answering %s %s", outcome.method, outcome.target)
-        return error_response(500, root, "unexpected server error")
+        response = error_response(500, root, "unexpected server error")
+    if outcome.method == "HEAD":
+        response.body = b""
+    return response
 
 
 def plan_response(request: Request, root: str) -> Response:
@@ -236,6 +242,8 @@ def file_response(path: str, root: str) -> Response:
             return redirect_response(quote(path) + "/")
         real = os.path.join(real, "index.html")
         info = stat_or_raise(real)
+    elif path.endswith("/"):
+        raise HttpError(404, "not a directory")
     if not stat.S_ISREG(info.st_mode):
         raise HttpError(404, "no such file")
     return open_file_response(real, info)
