@@ -2,8 +2,9 @@
 
 Strategy: asyncio.start_server runs `handle` as one task per connection. It feeds what arrives to
 the RequestParser under a timeout, waits the delay with asyncio.sleep (the loop never blocks),
-writes the head and streams files with loop.sendfile a bounded chunk at a time. Shutdown: stop
-listening (new connections are refused), close connections that never sent a byte, await the rest.
+writes the head and streams files with loop.sendfile a bounded chunk at a time. Shutdown: serve
+what is already queued, stop listening (new connections are refused), close connections that
+never sent a byte, and await the rest.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from httpd.connection import (
     describe,
     needs_drain,
 )
-from httpd.lifecycle import SHUTDOWN_SIGNALS, ShutdownSignals
+from httpd.lifecycle import SHUTDOWN_SIGNALS, ShutdownSignals, accept_backlog
 from httpd.protocol import HttpError, Request, RequestParser
 from httpd.responses import Response, respond
 
@@ -57,11 +58,18 @@ class AsyncStrategy:
         self.tasks: set[asyncio.Task] = set()
         server = await asyncio.start_server(self._handle, sock=listener, limit=RECV_SIZE)
         await stopping.wait()
+        for conn in accept_backlog(listener):
+            self.tasks.add(asyncio.create_task(self._adopt(conn)))
         server.close()
         for writer in list(self.idle):
             writer.close()
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _adopt(self, conn: socket.socket) -> None:
+        """Serve a connection that reached the listener's queue before the shutdown signal."""
+        reader, writer = await asyncio.open_connection(sock=conn, limit=RECV_SIZE)
+        await self._handle(reader, writer)
 
     def _on_signal(self, signum: int, stopping: asyncio.Event) -> None:
         """First signal: start the shutdown. Second: ShutdownSignals raises ForcedExit."""

@@ -97,13 +97,17 @@ class Dispatcher:
                 return
             self.route(conn)
 
-    def route(self, conn: socket.socket) -> None:
-        """Hand `conn` over if its request has started arriving; else park it while running,
-        or close it once stopped."""
+    def route(self, conn: socket.socket, may_park: bool = True) -> None:
+        """Hand `conn` over if its request has started arriving, else park it (or close it).
+
+        Args:
+            conn: a connection just accepted, expired, or left over at shutdown.
+            may_park: False when a silent `conn` must be closed rather than parked.
+        """
         try:
             ready = conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
-            if self.running:
+            if may_park and self.running:
                 self.parked[conn] = time.monotonic() + self.timeout
                 self.watch(conn, self._unpark)
             else:
@@ -123,14 +127,17 @@ class Dispatcher:
         self.handoff(conn)
 
     def _expire_parked(self, now: float) -> None:
-        """Close the parked connections whose deadline is before `now`, oldest first."""
+        """Close the silent parked connections whose deadline is before `now`, oldest first.
+
+        One whose request arrived meanwhile (the loop was busy, as in `single`) is served.
+        """
         while self.parked:
             conn, deadline = next(iter(self.parked.items()))
             if deadline > now:
                 return
             self.unwatch(conn)
             del self.parked[conn]
-            conn.close()
+            self.route(conn, may_park=False)
 
     def _stop(self, stop: Any) -> None:
         """Stop accepting at once: new connections are refused from now on."""

@@ -85,7 +85,8 @@ class SelectStrategy:
             Connection(self, sock)
 
     def _stop(self, reader: socket.socket, mask: int) -> None:
-        """First signal: refuse new connections, close the silent ones, finish the rest."""
+        """First signal: take what is queued, refuse new connections, close the silent ones."""
+        self._accept(self.listener, READ)
         self.selector.unregister(reader)
         self.selector.unregister(self.listener)
         close_listener(self.listener)

@@ -38,7 +38,7 @@ class DispatchStrategy:
         self.start()
         self.dispatcher.run()
         for conn in signals.backlog:
-            self.dispatcher.route(conn)
+            self.dispatcher.route(conn, may_park=False)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
         self.stop()
 
@@ -161,8 +161,14 @@ class ProcessPoolStrategy:
     """A fixed set of forked workers, each accepting on the inherited listening socket."""
 
     def run(self, listener: socket.socket, settings: Settings, signals: ShutdownSignals) -> None:
-        """Start the workers, replace any that dies, and stop them all on the first signal."""
+        """Start the workers, replace any that dies, and stop them all on the first signal.
+
+        The few connections that were still queued when the signal came are served here, by
+        the parent, while the workers finish theirs.
+        """
         self.settings, self.signals, self.listener = settings, signals, listener
+        listener.setblocking(False)
+        signals.refuse_connections_on(listener)
         self.stop_reader, self.stop_writer = os.pipe()
         self.workers: dict[int, multiprocessing.process.BaseProcess] = {}
         self.selector = selectors.DefaultSelector()
@@ -174,6 +180,8 @@ class ProcessPoolStrategy:
         close_listener(listener)
         os.close(self.stop_writer)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
+        for conn in signals.backlog:
+            serve_connection(conn, settings)
         for worker in self.workers.values():
             worker.join()
         os.close(self.stop_reader)
