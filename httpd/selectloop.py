@@ -1,9 +1,10 @@
 """The select mode: one thread, one selectors loop, each connection a small state machine.
 
 Strategy: a connection goes READING -> (waiting for the delay timer) -> WRITING -> (DRAINING) ->
-closed. The loop sleeps in `select` until a socket is ready or the next timer is due (a delay, an
-idle deadline). Nothing ever blocks: reads and writes are non-blocking and files go out with
-os.sendfile, as much as the socket takes at a time.
+closed. The loop sleeps in `select` until a socket is ready or the next timer is due (a delay, or
+the once-a-second sweep that closes connections past their deadline). Nothing ever blocks:
+reads and writes are non-blocking and files go out with os.sendfile, as much as the socket
+takes at a time.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from httpd.responses import Response, respond
 
 LOG = logging.getLogger("http_server")
 SENDFILE_CHUNK = 1024 * 1024
+SWEEP_SECONDS = 1.0
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -50,6 +52,7 @@ class SelectStrategy:
         listener.setblocking(False)
         self.selector.register(listener, READ, self._accept)
         self.selector.register(signals.reader, READ, self._stop)
+        self.call_later(SWEEP_SECONDS, self._sweep)
         while self.listening or self.connections:
             for key, mask in self.selector.select(self._next_timeout()):
                 key.data(key.fileobj, mask)
@@ -71,6 +74,13 @@ class SelectStrategy:
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             heapq.heappop(self.timers)[2]()
+
+    def _sweep(self) -> None:
+        """Timer, every second: close the connections that are past their deadline."""
+        now = time.monotonic()
+        for connection in [c for c in self.connections if c.deadline <= now]:
+            connection.expire()
+        self.call_later(SWEEP_SECONDS, self._sweep)
 
     def _accept(self, listener: socket.socket, mask: int) -> None:
         """Accept pending connections (a bounded burst) and start reading from them."""
@@ -119,7 +129,7 @@ class Connection:
         self.drained = 0
         sock.setblocking(False)
         loop.connections.add(self)
-        self._arm_deadline()
+        self._extend_deadline(self.settings.timeout)
         self._on_event(sock, READ)
 
     def close_if_silent(self) -> None:
@@ -152,6 +162,8 @@ class Connection:
 
     def _on_event(self, sock: socket.socket, mask: int) -> None:
         """Run the current state's step; wait in the selector if it would block; close on error."""
+        if self.state == "closed":
+            return
         try:
             getattr(self, f"_on_{self.state}")()
         except BlockingIOError:
@@ -163,26 +175,19 @@ class Connection:
             self.log.exception("unexpected failure")
             self.close()
 
-    def _arm_deadline(self) -> None:
-        """Start (or restart) the idle clock of the reading or writing state."""
-        self.deadline = time.monotonic() + self.settings.timeout
-        self.loop.call_later(self.settings.timeout, self._check_deadline)
+    def _extend_deadline(self, seconds: float) -> None:
+        """Allow `seconds` more before the sweep closes this connection for making no progress."""
+        self.deadline = time.monotonic() + seconds
 
-    def _check_deadline(self) -> None:
-        """Timer: close the connection if it made no progress in time, else re-arm."""
-        if self.state not in ("reading", "writing"):
-            return
-        left = self.deadline - time.monotonic()
-        if left > 0:
-            self.loop.call_later(left, self._check_deadline)
-            return
-        self.log.debug("idle timeout while %s", self.state)
+    def expire(self) -> None:
+        """Close a connection past its deadline (waiting for the delay has none)."""
+        self.log.debug("closing after the deadline, while %s", self.state)
         self.close()
 
     def _on_reading(self) -> None:
         """Receive what arrived and feed it to the parser."""
         data = self.sock.recv(RECV_SIZE)
-        self.deadline = time.monotonic() + self.settings.timeout
+        self._extend_deadline(self.settings.timeout)
         if not data:
             if self.parser.started:
                 self._received(HttpError(400, "connection closed mid-request"))
@@ -205,6 +210,7 @@ class Connection:
         self.outcome = outcome
         self._listen_for(0)
         self.state = "waiting"
+        self._extend_deadline(float("inf"))
         if self.settings.delay:
             self.loop.call_later(self.settings.delay, self._start_answer)
         else:
@@ -217,14 +223,14 @@ class Connection:
         self.response = respond(self.outcome, self.settings.root)
         self.pending = memoryview(self.response.head() + self.response.body)
         self.state = "writing"
-        self._arm_deadline()
+        self._extend_deadline(self.settings.timeout)
         self._on_event(self.sock, WRITE)
 
     def _on_writing(self) -> None:
         """Send the head and body, then a chunk of the file; wait for room when they remain."""
         if self.pending:
             self.pending = self.pending[self.sock.send(self.pending) :]
-            self.deadline = time.monotonic() + self.settings.timeout
+            self._extend_deadline(self.settings.timeout)
             if self.pending:
                 self._listen_for(WRITE)
                 return
@@ -233,7 +239,7 @@ class Connection:
             self.offset += os.sendfile(
                 self.sock.fileno(), self.response.file.fileno(), self.offset, left
             )
-            self.deadline = time.monotonic() + self.settings.timeout
+            self._extend_deadline(self.settings.timeout)
         if self.offset < self.response.file_size:
             self._listen_for(WRITE)
         else:
@@ -247,8 +253,8 @@ class Connection:
             return
         self.sock.shutdown(socket.SHUT_WR)
         self.state = "draining"
+        self._extend_deadline(DRAIN_SECONDS)
         self._listen_for(READ)
-        self.loop.call_later(DRAIN_SECONDS, self.close)
 
     def _on_draining(self) -> None:
         """Discard what arrives until the client closes or has sent too much."""
