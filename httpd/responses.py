@@ -8,6 +8,7 @@ becomes an HTML page through one function, `error_response`. Nothing here touche
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
@@ -94,7 +95,13 @@ class Response:
 
 def http_date(timestamp: float | None = None) -> str:
     """Format `timestamp` (default: now) as an RFC 9110 IMF-fixdate."""
-    return formatdate(time.time() if timestamp is None else timestamp, usegmt=True)
+    return format_second(int(time.time() if timestamp is None else timestamp))
+
+
+@functools.lru_cache(maxsize=1024)
+def format_second(second: int) -> str:
+    """Format a whole Unix second as an IMF-fixdate (cached: busy servers repeat seconds)."""
+    return formatdate(second, usegmt=True)
 
 
 def build_response(status: int, content_type: str, length: int, **extra: str) -> Response:
@@ -231,32 +238,50 @@ def file_response(path: str, root: str) -> Response:
     """Return the 200 (or 301) for `path` under `root`.
 
     Raises:
-        HttpError: 404 when missing or outside the root, 403 when unreadable.
+        HttpError: 404 when missing, outside the root or not a regular file, 403 when unreadable.
     """
-    real = os.path.realpath(os.path.join(root, path.lstrip("/")))
-    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
-        raise HttpError(404, "no such file")
-    info = stat_or_raise(real)
+    fd = open_inside(root, path)
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode) and not path.endswith("/"):
+        return file_answer(open(fd, "rb"), info, path)
+    os.close(fd)
+    if stat.S_ISDIR(info.st_mode) and path.endswith("/"):
+        return file_response(path + "index.html", root)
     if stat.S_ISDIR(info.st_mode):
-        if not path.endswith("/"):
-            return redirect_response(quote(path) + "/")
-        real = os.path.join(real, "index.html")
-        info = stat_or_raise(real)
-    elif path.endswith("/"):
-        raise HttpError(404, "not a directory")
-    if not stat.S_ISREG(info.st_mode):
-        raise HttpError(404, "no such file")
-    return open_file_response(real, info)
+        return redirect_response(quote(path) + "/")
+    raise HttpError(404, "no such file")
 
 
-def stat_or_raise(path: str) -> os.stat_result:
-    """Return os.stat(path), mapping failures to 404 (missing) or 403 (permission)."""
+def open_inside(root: str, path: str) -> int:
+    """Open `path` under `root` for reading; return the descriptor if it really lies inside.
+
+    The real location is read back from the open descriptor (/proc/self/fd on Linux: one system
+    call, where realpath makes one per path component), so a symlink that leads outside the root
+    is a 404, exactly like a missing file. O_NONBLOCK keeps a FIFO from blocking the open.
+
+    Raises:
+        HttpError: 404 when missing or outside the root, 403 when permission is denied.
+    """
+    full = os.path.join(root, path.lstrip("/"))
     try:
-        return os.stat(path)
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except PermissionError as error:
         raise HttpError(403, "permission denied") from error
     except (OSError, ValueError) as error:
         raise HttpError(404, "no such file") from error
+    real = real_location(fd, full)
+    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+        os.close(fd)
+        raise HttpError(404, "no such file")
+    return fd
+
+
+def real_location(fd: int, fallback: str) -> str:
+    """Return the canonical path of the open `fd` (without /proc: the realpath of `fallback`)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(fallback)
 
 
 def redirect_response(location: str) -> Response:
@@ -267,19 +292,15 @@ def redirect_response(location: str) -> Response:
     return response
 
 
-def open_file_response(real: str, info: os.stat_result) -> Response:
-    """Open `real` and return its 200; files up to INLINE_LIMIT are read into the body.
+def file_answer(file: BinaryIO, info: os.stat_result, path: str) -> Response:
+    """Return the 200 for the open regular `file`; up to INLINE_LIMIT bytes go in the body.
 
-    Raises:
-        HttpError: 403 when the file cannot be opened for reading.
+    Args:
+        file: the open file, owned by the Response from now on (closed here when inlined).
+        info: its fstat result.
+        path: the request path, whose extension gives the Content-Type.
     """
-    try:
-        file = open(real, "rb")  # noqa: SIM115 - the caller streams and closes it
-    except PermissionError as error:
-        raise HttpError(403, "permission denied") from error
-    except OSError as error:
-        raise HttpError(404, "no such file") from error
-    content_type = CONTENT_TYPES.get(os.path.splitext(real)[1].lower(), DEFAULT_TYPE)
+    content_type = CONTENT_TYPES.get(os.path.splitext(path)[1].lower(), DEFAULT_TYPE)
     response = build_response(
         200, content_type, info.st_size, Last_Modified=http_date(info.st_mtime)
     )
