@@ -1,0 +1,1 @@
+"""Table-driven HTTP conformance cases and their runner (see FORMAT.md)."""

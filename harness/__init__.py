@@ -1,0 +1,1 @@
+"""Support package of the grading suite: server processes, raw HTTP client, fixture tree."""

@@ -1,0 +1,636 @@
+"""Start, watch, stop and reap servers under test, each serving its own fixture tree."""
+
+# Strategy: the server is a black box run as `PYTHON SERVER -p PORT -f FOLDER [-c MODE] [-d]` in
+# its own session (a test may signal its process group without hitting pytest), its output going
+# to files (a pipe nobody drains would block a verbose server). It is ready once its port is
+# listening, asked of the kernel (sock_diag) so no probe connection disturbs a naive server;
+# "address in use" means another port. Stopping is a signal, then SIGKILL to the whole group after
+# a grace period; then the tree is verified unchanged and deleted. ServerFactory (one test) and
+# ServerPool (cached per worker for table cases) are the two owners of servers.
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from harness.client import Reply
+from harness.fixtures import FixtureTree, build_tree
+
+LAB_MODES = ("thread", "process")
+DEFAULT_MODE = "default"
+_CHOICES = re.compile(r"(?:-c|--concurrency)[ =]\{([^}]*)\}")
+_HAS_C_OPTION = re.compile(r"(?<![\w-])(?:-c|--concurrency)\b")
+_IN_USE = re.compile(r"in use|EADDRINUSE|Errno 98|Errno 48", re.IGNORECASE)
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _TCPF_LISTEN = 4, 20, 1 << 10
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all", "--"]
+
+
+class ServerError(AssertionError):
+    """The server under test could not be started, or died; the message says how."""
+
+
+@dataclass(frozen=True)
+class ServerCommand:
+    """How to run the server under test: its script and the interpreter that runs it."""
+
+    script: Path
+    python: str = sys.executable
+
+    def __post_init__(self) -> None:
+        """Make the script path absolute: servers run in their tree's folder."""
+        object.__setattr__(self, "script", Path(self.script).resolve())
+
+    def argv(self, port: int, folder: Path, mode: str, delay: bool, extra: Sequence[str]) -> list:
+        """Return the command line for one server."""
+        argv = [self.python, str(self.script), "-p", str(port), "-f", str(folder)]
+        argv += [] if mode == DEFAULT_MODE else ["-c", mode]
+        return argv + (["-d"] if delay else []) + list(extra)
+
+
+@functools.cache
+def discover_modes(command: ServerCommand) -> tuple[str, ...]:
+    """Return the modes the server lists under `-c {...}` in its `-h` output.
+
+    Returns: LAB_MODES when it has a -c option without listed choices, ("default",) when it has
+    none or `-h` fails.
+    """
+    try:
+        done = subprocess.run(
+            [command.python, str(command.script), "-h"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            env=server_environment(),
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return (DEFAULT_MODE,)
+    return parse_modes(done.stdout + done.stderr)
+
+
+def parse_modes(help_text: str) -> tuple[str, ...]:
+    """Return the -c choices found in an argparse help text (see discover_modes)."""
+    match = _CHOICES.search(help_text)
+    if match:
+        modes = tuple(mode.strip() for mode in match.group(1).split(",") if mode.strip())
+        return modes or (DEFAULT_MODE,)
+    return LAB_MODES if _HAS_C_OPTION.search(help_text) else (DEFAULT_MODE,)
+
+
+def server_environment() -> dict[str, str]:
+    """Return the environment servers run in: ours, unbuffered, writing no bytecode."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HTTP_"))}
+    return env | {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago (bind port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def describe_status(status: int | None) -> str:
+    """Return an exit status in words, e.g. "1" or "-11 (killed by SIGSEGV)"."""
+    if status is None:
+        return "still running"
+    if status < 0:
+        try:
+            return f"{status} (killed by {signal.Signals(-status).name})"
+        except ValueError:
+            return f"{status} (killed by signal {-status})"
+    return str(status)
+
+
+class ServerProcess:
+    """One running server under test (see start_server)."""
+
+    def __init__(
+        self, popen: subprocess.Popen, port: int, folder: Path, mode: str, logs: Path
+    ) -> None:
+        self.popen, self.port, self.folder, self.mode = popen, port, folder, mode
+        self.logs = logs
+        self.host = "127.0.0.1"
+        self.tree: FixtureTree | None = None
+        self.known: set[psutil.Process] = set()
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (also its process group and session id)."""
+        return self.popen.pid
+
+    def exit_status(self) -> int | None:
+        """Return the exit status, or None while the server runs (negative: killed by signal)."""
+        return self.popen.poll()
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to `timeout` s for the server to exit; return its status or None."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stderr_text(self) -> str:
+        """Return everything the server wrote to stderr so far."""
+        return _read_text(self.logs / f"stderr-{self.port}.log")
+
+    def stdout_text(self) -> str:
+        """Return everything the server wrote to stdout so far."""
+        return _read_text(self.logs / f"stdout-{self.port}.log")
+
+    def stderr_tail(self, n: int = 20) -> str:
+        """Return the last `n` lines the server wrote to stderr."""
+        return "\n".join(self.stderr_text().splitlines()[-n:])
+
+    def death_report(self) -> str:
+        """Return "server ... died: exit status ...; last stderr lines: ..." for messages."""
+        who = f"server under test (mode {self.mode}, pid {self.pid}, port {self.port})"
+        status = describe_status(self.exit_status())
+        tail = self.stderr_tail() or "(stderr is empty)"
+        return f"{who} died: exit status {status}; last stderr lines:\n{tail}"
+
+    def assert_alive(self) -> None:
+        """Raise ServerError (an AssertionError) with the death report if the server died."""
+        if self.exit_status() is not None:
+            raise ServerError(self.death_report())
+
+    def processes(self) -> list[psutil.Process]:
+        """Return the server process and all its descendants (empty once it is gone)."""
+        try:
+            root = psutil.Process(self.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        self.known.update(tree)
+        return tree
+
+    def rss(self) -> int:
+        """Return the resident memory of the server's whole process tree, in bytes."""
+        total = 0
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_info().rss
+        return total
+
+    def send_signal(self, sig: int, group: bool = False) -> None:
+        """Send `sig` to the server, or to its whole process group; ignore if it is gone."""
+        if group and self.popen.poll() is not None:
+            for process in self._orphans():
+                with contextlib.suppress(psutil.Error):
+                    process.send_signal(sig)
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(self.pid, sig)
+            elif self.popen.poll() is None:
+                self.popen.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGINT, group: bool = False, timeout: float = 10.0) -> int:
+        """Send `sig`, wait up to `timeout` s, then SIGKILL the whole group; return exit status."""
+        if self.popen.poll() is None:
+            self.processes()
+            self.send_signal(sig, group)
+            if self.wait_exit(timeout) is None:
+                self.kill_leftovers()
+        return self.popen.wait()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL the process group and every descendant ever seen; reap the server."""
+        self.send_signal(signal.SIGKILL, group=True)
+        self.popen.wait()
+        for process in self.known | self._orphans():
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        _RUNNING.discard(self)
+
+    def _orphans(self) -> set[psutil.Process]:
+        """Return the processes left in the group of the (reaped) server.
+
+        A group id stays reserved while any member lives, so if a process now has the server's
+        pid, the number was reused and no member of ours is left.
+        """
+        if self.popen.poll() is None or psutil.pid_exists(self.pid):
+            return set()
+        members = set()
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getpgid(process.pid) == self.pid:
+                    members.add(process)
+        return members
+
+
+_RUNNING: set[ServerProcess] = set()
+
+
+@atexit.register
+def _kill_running() -> None:
+    """Last resort when the test process exits without teardown (e.g. a second Ctrl-C)."""
+    for server in list(_RUNNING):
+        server.kill_leftovers()
+        if server.tree is not None:
+            server.tree.remove()
+
+
+def _read_text(path: Path) -> str:
+    """Return a log file's text (empty if it does not exist)."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def start_server(
+    command: ServerCommand,
+    mode: str,
+    folder: Path,
+    logs: Path,
+    *,
+    delay: bool = False,
+    extra_args: Sequence[str] = (),
+    unprivileged: bool = False,
+    ready_timeout: float = 20.0,
+) -> ServerProcess:
+    """Start the server on a free port serving `folder`; return once it listens.
+
+    Args: `logs` is a folder for its stdout/stderr files; `unprivileged` runs it without the
+    power to read mode-000 files when we are root.
+    Raises: ServerError if it exits or does not listen within `ready_timeout` s.
+    """
+    for _ in range(5):
+        server = _spawn(command, mode, folder, logs, delay, extra_args, unprivileged)
+        why = _await_listening(server, ready_timeout)
+        if not why:
+            return server
+        status = describe_status(server.exit_status())
+        if server.exit_status() is None or not _IN_USE.search(server.stderr_text()):
+            server.stop(signal.SIGKILL)
+            tail = server.stderr_tail() or "(stderr is empty)"
+            raise ServerError(
+                f"server under test (mode {mode}) {why} at start-up: exit status {status}\n"
+                f"command: {' '.join(map(str, server.popen.args))}\nlast stderr lines:\n{tail}"
+            )
+    raise ServerError(f"server under test (mode {mode}): every port tried was in use")
+
+
+def _spawn(
+    command: ServerCommand,
+    mode: str,
+    folder: Path,
+    logs: Path,
+    delay: bool,
+    extra_args: Sequence[str],
+    unprivileged: bool,
+) -> ServerProcess:
+    """Launch one server process on a fresh port, output to files in `logs`."""
+    port = free_port()
+    logs.mkdir(parents=True, exist_ok=True)
+    argv = command.argv(port, folder, mode, delay, extra_args)
+    prefix, user = _privilege_drop(command) if unprivileged else ([], {})
+    out_path, err_path = logs / f"stdout-{port}.log", logs / f"stderr-{port}.log"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err, _spawn_errors(argv):
+        popen = subprocess.Popen(
+            prefix + argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=folder.parent,
+            env=server_environment(),
+            start_new_session=True,
+            **user,
+        )
+    server = ServerProcess(popen, port, folder, mode, logs)
+    _RUNNING.add(server)
+    return server
+
+
+@contextlib.contextmanager
+def _spawn_errors(argv: list[str]) -> Iterator[None]:
+    """Turn a failure to run the command at all (bad interpreter path...) into a ServerError."""
+    try:
+        yield
+    except OSError as exc:
+        raise ServerError(f"cannot run the server: {' '.join(argv)}: {exc}") from exc
+
+
+def _await_listening(server: ServerProcess, timeout: float) -> str:
+    """Poll (with backoff) until the server listens on its port.
+
+    Returns: "" once it does, else why not: it exited, listens on another port, or timed out.
+    """
+    started = time.monotonic()
+    pause = 0.002
+    while time.monotonic() < started + timeout:
+        if server.exit_status() is not None:
+            return "exited"
+        listening = listening_sockets()
+        address = _connect_probe(server) if listening is None else _address_of(server, listening)
+        if address is not None:
+            server.host = address
+            return ""
+        other = _other_port(server, listening or []) if time.monotonic() > started + 1 else None
+        if other is not None:
+            return f"listens on port {other}, not on the port given with -p ({server.port})"
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+    return f"did not listen within {timeout:g} s"
+
+
+def _address_of(server: ServerProcess, listening: list[tuple[str, int, int]]) -> str | None:
+    """Return the address to connect to if a listening socket has the server's port."""
+    for address, port, _ in listening:
+        if port == server.port:
+            return _client_address(address)
+    return None
+
+
+def _other_port(server: ServerProcess, listening: list[tuple[str, int, int]]) -> int | None:
+    """Return a port other than its own that the server's process tree listens on, if any."""
+    ports = {inode: port for _, port, inode in listening}
+    for process in server.processes():
+        for inode in _socket_inodes(process.pid):
+            if inode in ports:
+                return ports[inode]
+    return None
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    """Return the inodes of the sockets process `pid` has open (Linux /proc)."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def listening_sockets() -> list[tuple[str, int, int]] | None:
+    """Return (address, port, inode) of every listening TCP socket; None if this cannot be asked.
+
+    Uses Linux sock_diag over netlink: the kernel lists only listening sockets, so this stays
+    fast on a machine with many thousands of TIME-WAIT sockets (where /proc/net/tcp does not).
+    """
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
+    except (AttributeError, OSError):
+        return None
+    with sock:
+        found: list[tuple[str, int, int]] = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, _TCPF_LISTEN)
+            request += bytes(48)
+            header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, 0x301, 1, 0)
+            sock.send(header + request)
+            found += _read_diag_dump(sock, family)
+    return found
+
+
+def _read_diag_dump(sock: socket.socket, family: int) -> list[tuple[str, int, int]]:
+    """Read one sock_diag dump; return (source address, source port, inode) of each socket."""
+    found, size = [], 4 if family == socket.AF_INET else 16
+    while True:
+        data, offset = sock.recv(1 << 16), 0
+        while offset + 16 <= len(data):
+            length, kind = struct.unpack_from("=IH", data, offset)
+            if kind in (_NLMSG_ERROR, _NLMSG_DONE):
+                return found
+            port = struct.unpack_from(">H", data, offset + 20)[0]
+            address = socket.inet_ntop(family, data[offset + 24 : offset + 24 + size])
+            inode = struct.unpack_from("=I", data, offset + 16 + 68)[0]
+            found.append((address, port, inode))
+            offset += (length + 3) & ~3
+
+
+def _client_address(listen_ip: str) -> str:
+    """Return the address a client should connect to for a socket listening on `listen_ip`."""
+    if listen_ip in ("", "0.0.0.0", "::", "127.0.0.1", "::ffff:127.0.0.1"):
+        return "127.0.0.1"
+    return listen_ip.removeprefix("::ffff:")
+
+
+def _connect_probe(server: ServerProcess) -> str | None:
+    """Fallback readiness check when psutil may not look: try to connect."""
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=1):
+            return "127.0.0.1"
+    except OSError:
+        return None
+
+
+def _privilege_drop(command: ServerCommand) -> tuple[list[str], dict]:
+    """Return (argv prefix, Popen kwargs) that run the server unable to read mode-000 files."""
+    if os.geteuid() != 0:
+        return [], {}
+    nobody = pwd.getpwnam("nobody")
+    if _can_run_as(command, nobody.pw_uid, nobody.pw_gid):
+        return [], {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    if shutil.which("setpriv"):
+        return list(_DROP_DAC), {}
+    raise ServerError("cannot run the server unprivileged: 'nobody' cannot run it, no setpriv")
+
+
+@functools.cache
+def _can_run_as(command: ServerCommand, uid: int, gid: int) -> bool:
+    """Say whether user `uid` can run the interpreter and read the server script."""
+    check = "import sys; open(sys.argv[1], 'rb').close()"
+    try:
+        done = subprocess.run(
+            [command.python, "-c", check, str(command.script)],
+            capture_output=True,
+            timeout=30,
+            cwd="/",
+            user=uid,
+            group=gid,
+            extra_groups=[],
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def launch(
+    command: ServerCommand, mode: str, tree: str | Path = "default", **options: object
+) -> ServerProcess:
+    """Build a fresh fixture tree and start a server on it (options as for start_server).
+
+    Returns: the running ServerProcess, its `tree` set. Raises: ServerError (tree removed).
+    """
+    fixture = build_tree(tree)
+    try:
+        server = start_server(command, mode, fixture.root, fixture.base / "logs", **options)
+    except BaseException:
+        fixture.remove()
+        raise
+    server.tree = fixture
+    return server
+
+
+def retire(servers: Iterable[ServerProcess], grace: float = 5.0) -> list[str]:
+    """Stop servers (SIGINT to all at once, SIGKILL after `grace` s), verify, delete their trees.
+
+    Returns: one line per server whose served tree changed (empty when all is well).
+    """
+    servers = list(servers)
+    for server in servers:
+        server.processes()
+        server.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    problems = []
+    for server in servers:
+        server.wait_exit(max(0.0, deadline - time.monotonic()))
+        server.kill_leftovers()
+        problems += _verify_and_remove(server)
+    return problems
+
+
+def _verify_and_remove(server: ServerProcess) -> list[str]:
+    """Compare the server's tree with its snapshot, delete it; return a problem line if changed."""
+    if server.tree is None:
+        return []
+    changes = server.tree.changes()
+    server.tree.remove()
+    if not changes:
+        return []
+    listed = "\n  ".join(changes[:20])
+    return [f"server (mode {server.mode}, port {server.port}) changed its served tree:\n  {listed}"]
+
+
+class ServerFactory:
+    """Starts servers for one test; `close()` stops and verifies every one of them."""
+
+    def __init__(self, command: ServerCommand) -> None:
+        self.command = command
+        self.started: list[ServerProcess] = []
+
+    def __call__(
+        self,
+        mode: str,
+        tree: str | Path = "default",
+        delay: bool = False,
+        extra_args: Sequence[str] = (),
+        unprivileged: bool = False,
+    ) -> ServerProcess:
+        """Start a server in `mode` on a fresh copy of `tree`; return it once it listens."""
+        options = {"delay": delay, "extra_args": extra_args, "unprivileged": unprivileged}
+        server = launch(self.command, mode, tree, **options)
+        self.started.append(server)
+        return server
+
+    def close(self, grace: float = 5.0) -> list[str]:
+        """Stop, reap and verify every server started; return problem lines."""
+        servers, self.started = self.started, []
+        return retire(servers, grace)
+
+
+class ServerPool:
+    """Long-lived servers for table cases: one per (mode, tree), restarted when they die.
+
+    A server that timed out MAX_TIMEOUTS times in a row is given up on (its tests fail at once,
+    saying so), and one that left MAX_UNCLOSED responses in a row unclosed gets a short
+    close_wait, so a hung or never-closing server cannot stretch a run to hours.
+    """
+
+    MAX_START_FAILURES, MAX_TIMEOUTS, MAX_UNCLOSED, SHORT_CLOSE_WAIT = 2, 5, 5, 0.1
+    DEATH_WAIT = 0.05  # after a reply without a response, time for a crashing server to exit
+
+    def __init__(self, command: ServerCommand) -> None:
+        self.command = command
+        self.live: dict[tuple[str, str], ServerProcess] = {}
+        self.last_use: dict[tuple[str, str], str] = {}
+        self.start_failures: dict[tuple[str, str], list[str]] = {}
+        self.timeouts: dict[tuple[str, str], int] = {}
+        self.unclosed: dict[tuple[str, str], int] = {}
+        self.problems: list[str] = []
+
+    def __call__(self, mode: str, tree: str = "default") -> ServerProcess:
+        """Return the live server for (mode, tree), starting one if needed.
+
+        Raises: ServerError if it cannot start, was given up on, or was found dead (it is then
+        replaced on the next call, and the message names the test that used it last).
+        """
+        key = (mode, tree)
+        if self.timeouts.get(key, 0) >= self.MAX_TIMEOUTS:
+            raise ServerError(
+                f"not tried: the server (mode {mode}) gave no response to the last "
+                f"{self.MAX_TIMEOUTS} requests in a row (each within its timeout)"
+            )
+        server = self.live.get(key)
+        if server is not None and server.exit_status() is not None:
+            last = self.last_use.get(key, "(none)")
+            report = server.death_report()
+            self.discard(key)
+            raise ServerError(f"found dead before this test (last used by {last}): {report}")
+        return server or self._start(key)
+
+    def _start(self, key: tuple[str, str]) -> ServerProcess:
+        """Start the server for `key`, remembering failures so a broken server fails fast."""
+        failures = self.start_failures.setdefault(key, [])
+        if len(failures) >= self.MAX_START_FAILURES:
+            raise ServerError(f"not restarted after {len(failures)} failed starts:\n{failures[-1]}")
+        try:
+            self.live[key] = launch(self.command, *key)
+        except ServerError as exc:
+            failures.append(str(exc))
+            raise
+        return self.live[key]
+
+    def close_wait(self, server: ServerProcess) -> float:
+        """Return how long a client should wait for this server to close after a response."""
+        key = (server.mode, server.tree.kind if server.tree else "")
+        return self.SHORT_CLOSE_WAIT if self.unclosed.get(key, 0) >= self.MAX_UNCLOSED else 1.0
+
+    def after(self, server: ServerProcess, used_by: str, reply: Reply) -> list[str]:
+        """Check the server after test `used_by` got `reply`; return problems (death, tree).
+
+        A server that died, timed out, refused or changed its tree is replaced on next use.
+        """
+        key = (server.mode, server.tree.kind if server.tree else "")
+        self.last_use[key] = used_by
+        self._count(key, reply)
+        if reply.outcome != "response":
+            server.wait_exit(self.DEATH_WAIT)
+        if server.exit_status() is not None:
+            report = server.death_report()
+            self.discard(key)
+            return [report]
+        changes = server.tree.quick_changes() if server.tree else []
+        if changes or reply.outcome in ("timeout", "refused"):
+            self.discard(key, verify=not changes)
+        return [f"the served tree changed: {'; '.join(changes[:10])}"] if changes else []
+
+    def _count(self, key: tuple[str, str], reply: Reply) -> None:
+        """Update the streaks of timeouts and of responses left unclosed."""
+        self.timeouts[key] = self.timeouts.get(key, 0) + 1 if reply.outcome == "timeout" else 0
+        unclosed = reply.outcome == "response" and not reply.closed_by_server
+        self.unclosed[key] = self.unclosed.get(key, 0) + 1 if unclosed else 0
+
+    def discard(self, key: tuple[str, str], verify: bool = True) -> None:
+        """Stop and forget the server for `key`, keeping tree problems for close() if `verify`."""
+        server = self.live.pop(key, None)
+        if server is not None:
+            problems = retire([server], grace=2.0)
+            self.problems += problems if verify else []
+
+    def close(self) -> list[str]:
+        """Stop every server (in parallel), verify their trees; return all problems seen."""
+        servers, self.live = list(self.live.values()), {}
+        return self.problems + retire(servers)

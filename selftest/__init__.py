@@ -1,0 +1,1 @@
+"""Self-test of the grading suite: broken servers it must catch, and the harness itself."""

@@ -1,0 +1,182 @@
+"""Unit tests of the harness: the response reader against a scripted peer, and the case loader."""
+
+# Strategy: a one-shot TCP peer in a thread reads the request head, then plays a script (send
+# these bytes, close, reset, hang); each test checks the Reply the reader makes of it. Loader
+# tests write small case files and check that every malformation is a CaseError naming the
+# file and the case id.
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conformance.test_conformance import CaseError, expand, load_cases
+from harness.client import crlf_split_point, exchange, split_request
+
+REQUEST = b"GET / HTTP/1.0\r\n\r\n"
+OK = b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"
+
+
+@contextmanager
+def peer(script: Callable[[socket.socket], None]) -> Iterator[int]:
+    """Run a one-connection server that reads the request head, then plays `script`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(1024)
+            script(conn)
+            stop.wait(5)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def sends(data: bytes, close: bool = True) -> Callable[[socket.socket], None]:
+    """Return a peer script that sends `data`, then closes (or keeps the connection open)."""
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(data)
+        if close:
+            conn.shutdown(socket.SHUT_WR)
+
+    return script
+
+
+def resets(conn: socket.socket) -> None:
+    """Peer script: reset the connection without answering."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def test_reads_a_well_formed_response() -> None:
+    """Status, headers and body are parsed and the close is seen."""
+    with peer(sends(OK)) as port:
+        reply = exchange(port, REQUEST)
+    assert (reply.outcome, reply.status, reply.body, reply.reason) == (
+        "response",
+        200,
+        b"hello",
+        "OK",
+    )
+    assert reply.header("content-type") == "text/plain" and reply.closed_by_server
+    assert not (reply.problems or reply.bare_lf or reply.error or reply.extra_bytes)
+
+
+def test_reports_bare_lf_and_bad_header_lines() -> None:
+    """Bare LF line ends and malformed header lines are recorded, the status still read."""
+    with peer(sends(b"HTTP/1.0 404 Not Found\nContent-Length: 0\nBad Header\n\n")) as port:
+        reply = exchange(port, REQUEST)
+    assert reply.status == 404 and reply.bare_lf
+    assert reply.problems == ["malformed header line b'Bad Header'"]
+
+
+def test_reports_a_bad_status_line() -> None:
+    """A response that does not start with HTTP/x.y NNN is malformed."""
+    with peer(sends(b"<html>hello</html>\r\n\r\n")) as port:
+        reply = exchange(port, REQUEST)
+    assert reply.outcome == "malformed" and "bad status line" in reply.error
+
+
+def test_reports_a_short_body() -> None:
+    """A body shorter than Content-Length is reported with both numbers."""
+    with peer(sends(b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nabc")) as port:
+        reply = exchange(port, REQUEST)
+    assert reply.error.startswith("server closed after 3 of 10 body bytes")
+
+
+def test_counts_bytes_beyond_content_length_and_a_missing_close() -> None:
+    """Extra bytes are counted, and a server that never closes is noticed within close_wait."""
+    with peer(sends(OK + b"12345", close=False)) as port:
+        reply = exchange(port, REQUEST, close_wait=0.2)
+    assert reply.body == b"hello" and reply.extra_bytes == 5 and not reply.closed_by_server
+
+
+def test_times_out_without_a_response() -> None:
+    """A peer that never answers gives a timeout, not a hang."""
+    with peer(lambda conn: None) as port:
+        reply = exchange(port, REQUEST, timeout=0.3)
+    assert reply.outcome == "timeout" and reply.error == "no response within 0.3 s"
+
+
+def test_reports_a_reset_and_a_silent_close() -> None:
+    """A reset and a close without a byte are told apart."""
+    with peer(resets) as port:
+        reset = exchange(port, REQUEST)
+    with peer(sends(b"")) as port:
+        closed = exchange(port, REQUEST)
+    assert (reset.outcome, reset.error) == ("reset", "connection reset after 0 bytes")
+    assert closed.outcome == "closed-without-response"
+
+
+def test_refused_connection() -> None:
+    """Nothing listening is "refused"."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert exchange(port, REQUEST).outcome == "refused"
+
+
+@pytest.mark.parametrize(
+    ("variant", "pieces"),
+    [
+        ("whole", [b"GET / X\r\n\r\n"]),
+        ("first-byte", [b"G", b"ET / X\r\n\r\n"]),
+        ("split-crlf", [b"GET / X\r\n", b"\r\n"]),
+        ("bytewise", [bytes([b]) for b in b"GET / X\r\n\r\n"]),
+    ],
+)
+def test_split_request(variant: str, pieces: list[bytes]) -> None:
+    """Each variant cuts the request where FORMAT.md says."""
+    assert list(split_request(b"GET / X\r\n\r\n", variant)) == pieces
+
+
+def test_split_point_without_a_blank_line() -> None:
+    """Without CRLFCRLF the cut falls inside the last line end."""
+    assert crlf_split_point(b"GET / X\r\nA: b\r\n") == len(b"GET / X\r\nA: b\r")
+
+
+CASE = 'id = "{id}"\nsource = "s"\nrequest = "GET / HTTP/1.0\\r\\n\\r\\n"\nstatus = [200]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[case]]\n" + CASE.format(id="a") + "statu = [1]\n", "case 'a': unknown key 'statu'"),
+        ("[[case]]\n" + CASE.format(id="a").replace("[200]", "[99]"), "case 'a': status must"),
+        ("[[case]]\n" + CASE.format(id="a").replace("GET", "G\u0100T"), "U+0100 at position 1"),
+        ("[[case]]\n" + CASE.format(id="a") + "[[case]]\n" + CASE.format(id="a"), "duplicate id"),
+        ("[[case]]\n" + CASE.format(id="a") + 'body = "file:nope"\n', "no regular file 'nope'"),
+        ("[[case]]\n" + CASE.format(id="Bad_Id"), "id must be a kebab-case string"),
+        ("[defaults]\nid = 'x'\n", "[defaults]: unknown key 'id'"),
+    ],
+)
+def test_loader_rejects_bad_cases(tmp_path: Path, text: str, message: str) -> None:
+    """A malformed case is a CaseError naming the file and the case."""
+    (tmp_path / "bad.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(CaseError) as error:
+        load_cases(tmp_path)
+    assert str(error.value).startswith("bad.toml: ") and message in str(error.value)
+
+
+def test_expand_repeats() -> None:
+    """{{N*TEXT}} repeats TEXT N times; a stray {{ is an error."""
+    assert expand("/{{3*ab}}/{{2*x}}") == "/ababab/xx"
+    with pytest.raises(CaseError):
+        expand("/{{x}}")
