@@ -4,7 +4,7 @@ Strategy: asyncio.start_server runs `handle` as one task per connection. It feed
 the RequestParser under a timeout, waits the delay with asyncio.sleep (the loop never blocks),
 writes the head and streams files with loop.sendfile a bounded chunk at a time. Shutdown: serve
 what is already queued, stop listening (new connections are refused), close connections that
-never sent a byte, and await the rest.
+have not sent a byte within a short grace, and await the rest.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from httpd.connection import (
     describe,
     needs_drain,
 )
-from httpd.lifecycle import SHUTDOWN_SIGNALS, ShutdownSignals, accept_backlog
+from httpd.lifecycle import SHUTDOWN_GRACE, SHUTDOWN_SIGNALS, ShutdownSignals, accept_backlog
 from httpd.protocol import HttpError, Request, RequestParser
 from httpd.responses import Response, respond
 
@@ -61,8 +61,7 @@ class AsyncStrategy:
         for conn in accept_backlog(listener):
             self.tasks.add(asyncio.create_task(self._adopt(conn)))
         server.close()
-        for writer in list(self.idle):
-            writer.close()
+        loop.call_later(SHUTDOWN_GRACE, self._close_idle)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
@@ -70,6 +69,11 @@ class AsyncStrategy:
         """Serve a connection that reached the listener's queue before the shutdown signal."""
         reader, writer = await asyncio.open_connection(sock=conn, limit=RECV_SIZE)
         await self._handle(reader, writer)
+
+    def _close_idle(self) -> None:
+        """Close the connections that have still not sent a byte, the shutdown grace after."""
+        for writer in list(self.idle):
+            writer.close()
 
     def _on_signal(self, signum: int, stopping: asyncio.Event) -> None:
         """First signal: start the shutdown. Second: ShutdownSignals raises ForcedExit."""

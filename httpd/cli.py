@@ -143,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     root = os.path.realpath(args.folder)
     if not os.path.isdir(root):
         fail(f"folder {args.folder!r} does not exist or is not a directory")
+    signals = ShutdownSignals()
     listener = listen(args.bind, args.port)
     settings = Settings(root, DELAY_SECONDS if args.delay else 0.0, args.timeout, args.workers)
     strategy = STRATEGIES[args.concurrency]()
-    signals = ShutdownSignals()
     host, port = listener.getsockname()[:2]
     print(
         f"{PROG}: serving {root} on http://{host}:{port} (mode {args.concurrency})",

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from httpd.lifecycle import SHUTDOWN_GRACE
+
 LOG = logging.getLogger("http_server")
 ACCEPT_BURST = 64
 
@@ -60,12 +62,28 @@ class Dispatcher:
         self.selector.unregister(fileobj)
 
     def run(self) -> None:
-        """Loop until told to stop; then close the listener and every parked connection."""
+        """Loop until told to stop (the listener is closed by then; call `finish` next)."""
         while self.running:
             for key, _ in self.selector.select(self._next_timeout()):
                 key.data(key.fileobj)
             self._expire_parked(time.monotonic())
-        self._expire_parked(float("inf"))
+
+    def finish(self, late: list[socket.socket]) -> None:
+        """After stopping: hand over the parked and `late` connections that start their request
+        within the shutdown grace (they raced the signal); close the silent rest.
+
+        Args:
+            late: connections accepted after the loop stopped (the listener's queue).
+        """
+        settle([*self.release_parked(), *late], self.handoff)
+
+    def release_parked(self) -> list[socket.socket]:
+        """Stop watching the parked connections and return them to the caller."""
+        released = list(self.parked)
+        for conn in released:
+            self.unwatch(conn)
+        self.parked.clear()
+        return released
 
     def release_in_child(self) -> None:
         """In a forked child: close every descriptor this loop holds (the child needs none)."""
@@ -121,7 +139,10 @@ class Dispatcher:
             conn.close()
 
     def _unpark(self, conn: socket.socket) -> None:
-        """A parked connection became readable: hand it over."""
+        """A parked connection became readable: hand it over (unless an earlier event of the
+        same batch already released it)."""
+        if conn not in self.parked:
+            return
         self.unwatch(conn)
         del self.parked[conn]
         self.handoff(conn)
@@ -145,6 +166,27 @@ class Dispatcher:
         self.unwatch(self.listener)
         close_listener(self.listener)
         self.running = False
+
+
+def settle(conns: list[socket.socket], handoff: Callable[[socket.socket], None]) -> None:
+    """Give `conns` SHUTDOWN_GRACE seconds to start sending; hand over those that did, close
+    the others."""
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    with selectors.DefaultSelector() as selector:
+        for conn in conns:
+            selector.register(conn, selectors.EVENT_READ)
+        while selector.get_map() and (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(left):
+                selector.unregister(key.fileobj)
+    for conn in conns:
+        try:
+            ready = conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:
+            ready = b""
+        if ready:
+            handoff(conn)
+        else:
+            conn.close()
 
 
 def close_listener(listener: socket.socket) -> None:

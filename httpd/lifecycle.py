@@ -4,17 +4,20 @@ Strategy: SIGINT and SIGTERM only count, refuse new connections and wake the loo
 `signal.set_wakeup_fd` writes a byte to a socketpair that the mode's loop watches, and the loop
 does the shutdown (finish in-flight requests, join, reap). A second signal raises ForcedExit
 wherever the main thread is waiting, and `main` kills what is left. Forked children ignore
-SIGINT: Ctrl-C in a terminal reaches the whole process group, and children must finish their
-responses, not die mid-way.
+both signals: Ctrl-C in a terminal reaches the whole process group, and children must finish
+their responses, not die mid-way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
+from collections.abc import Iterator
 from types import FrameType
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SHUTDOWN_GRACE = 1.0  # seconds a silent connection still gets, at shutdown, to start its request
 
 
 class ForcedExit(SystemExit):
@@ -79,14 +82,33 @@ def accept_backlog(listener: socket.socket) -> list[socket.socket]:
             return accepted
 
 
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Block the shutdown signals while threads are started in this block.
+
+    New threads inherit the mask, so the kernel always delivers SIGINT and SIGTERM to the main
+    thread, where they interrupt a blocking join. A signal delivered to a worker thread would
+    run no handler until the main thread woke up by itself.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def become_worker(signals: ShutdownSignals | None = None) -> None:
-    """Set up a freshly forked child: ignore SIGINT, die on SIGTERM, drop the parent's wake-up.
+    """Set up a freshly forked child: ignore SIGINT and SIGTERM, drop the parent's wake-up.
+
+    The parent alone decides when children stop (a child serving one connection exits when it is
+    done; pool workers stop when the parent closes their pipe), so a signal sent to the whole
+    process group (Ctrl-C in a terminal, or a service manager's SIGTERM) never cuts a response.
 
     Args:
         signals: the parent's ShutdownSignals, whose descriptors the child closes.
     """
     signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for signum in SHUTDOWN_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     if signals is not None:
         signals.close()

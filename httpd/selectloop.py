@@ -28,7 +28,7 @@ from httpd.connection import (
     needs_drain,
 )
 from httpd.dispatcher import ACCEPT_BURST, close_listener
-from httpd.lifecycle import ShutdownSignals
+from httpd.lifecycle import SHUTDOWN_GRACE, ShutdownSignals
 from httpd.protocol import HttpError, Request, RequestParser
 from httpd.responses import Response, respond
 
@@ -95,14 +95,14 @@ class SelectStrategy:
             Connection(self, sock)
 
     def _stop(self, reader: socket.socket, mask: int) -> None:
-        """First signal: take what is queued, refuse new connections, close the silent ones."""
+        """First signal: take what is queued, refuse new connections, hurry the silent ones."""
         self._accept(self.listener, READ)
         self.selector.unregister(reader)
         self.selector.unregister(self.listener)
         close_listener(self.listener)
         self.listening = False
-        for connection in list(self.connections):
-            connection.close_if_silent()
+        for connection in self.connections:
+            connection.hurry_if_silent()
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
 
 
@@ -132,10 +132,10 @@ class Connection:
         self._extend_deadline(self.settings.timeout)
         self._on_event(sock, READ)
 
-    def close_if_silent(self) -> None:
-        """Close this connection if it has not sent a byte (used at shutdown)."""
+    def hurry_if_silent(self) -> None:
+        """At shutdown: a connection that has not sent a byte gets only the shutdown grace."""
         if not self.parser.started:
-            self.close()
+            self.deadline = min(self.deadline, time.monotonic() + SHUTDOWN_GRACE)
 
     def close(self) -> None:
         """Unregister, close the socket and any open file; idempotent."""

@@ -18,8 +18,8 @@ import socket
 import threading
 
 from httpd.connection import Settings, serve_connection
-from httpd.dispatcher import Dispatcher, close_listener
-from httpd.lifecycle import ShutdownSignals, become_worker
+from httpd.dispatcher import Dispatcher, close_listener, settle
+from httpd.lifecycle import ShutdownSignals, become_worker, signals_blocked
 
 LOG = logging.getLogger("http_server")
 FORK = multiprocessing.get_context("fork")
@@ -37,8 +37,7 @@ class DispatchStrategy:
         self.dispatcher = Dispatcher(listener, signals.reader, self.dispatch, settings.timeout)
         self.start()
         self.dispatcher.run()
-        for conn in signals.backlog:
-            self.dispatcher.route(conn, may_park=False)
+        self.dispatcher.finish(signals.backlog)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
         self.stop()
 
@@ -75,7 +74,8 @@ class ThreadStrategy(DispatchStrategy):
         """Start a thread that serves `conn`."""
         thread = threading.Thread(target=self._serve, args=(conn,), name=f"conn-{conn.fileno()}")
         self.threads.add(thread)
-        thread.start()
+        with signals_blocked():
+            thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
         """Thread body: serve, then forget this thread (the set holds only live ones)."""
@@ -100,8 +100,9 @@ class ThreadPoolStrategy(DispatchStrategy):
         self.threads = [
             threading.Thread(target=self._work, name=f"worker-{index}") for index in range(count)
         ]
-        for thread in self.threads:
-            thread.start()
+        with signals_blocked():
+            for thread in self.threads:
+                thread.start()
 
     def dispatch(self, conn: socket.socket) -> None:
         """Queue `conn` for the next idle worker."""
@@ -158,18 +159,25 @@ class ProcessStrategy(DispatchStrategy):
 
 
 class ProcessPoolStrategy:
-    """A fixed set of forked workers, each accepting on the inherited listening socket."""
+    """A fixed set of forked workers, each accepting on the inherited listening socket.
+
+    A worker serves one connection at a time. Before it starts on one, it passes the connections
+    parked with it (accepted, request not yet arrived) through a shared datagram socketpair, where
+    any idle worker takes them: no connection ever waits behind a busy worker.
+    """
 
     def run(self, listener: socket.socket, settings: Settings, signals: ShutdownSignals) -> None:
         """Start the workers, replace any that dies, and stop them all on the first signal.
 
-        The few connections that were still queued when the signal came are served here, by
-        the parent, while the workers finish theirs.
+        The few connections still queued when the signal came, or still passed between workers
+        when they stopped, are served here, by the parent.
         """
         self.settings, self.signals, self.listener = settings, signals, listener
         listener.setblocking(False)
         signals.refuse_connections_on(listener)
         self.stop_reader, self.stop_writer = os.pipe()
+        self.outbox, self.inbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.inbox.setblocking(False)
         self.workers: dict[int, multiprocessing.process.BaseProcess] = {}
         self.selector = selectors.DefaultSelector()
         self.selector.register(signals.reader, selectors.EVENT_READ)
@@ -180,10 +188,11 @@ class ProcessPoolStrategy:
         close_listener(listener)
         os.close(self.stop_writer)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
-        for conn in signals.backlog:
-            serve_connection(conn, settings)
+        serve = lambda conn: serve_connection(conn, settings)  # noqa: E731
+        settle(signals.backlog, serve)
         for worker in self.workers.values():
             worker.join()
+        settle(receive_connections(self.inbox), serve)
         os.close(self.stop_reader)
 
     def _spawn(self) -> None:
@@ -207,12 +216,40 @@ class ProcessPoolStrategy:
         become_worker(self.signals)
         os.close(self.stop_writer)
         self.selector.close()
-        serve = lambda conn: serve_connection(conn, self.settings)  # noqa: E731
-        Dispatcher(self.listener, self.stop_reader, serve, self.settings.timeout).run()
+        self.dispatcher = Dispatcher(
+            self.listener, self.stop_reader, self._serve_here, self.settings.timeout
+        )
+        self.dispatcher.watch(self.inbox, self._take_passed)
+        self.dispatcher.run()
+        self.dispatcher.finish([])
+
+    def _serve_here(self, conn: socket.socket) -> None:
+        """Pass this worker's parked connections to idle workers, then serve `conn`."""
+        for parked in self.dispatcher.release_parked():
+            socket.send_fds(self.outbox, [b"c"], [parked.fileno()])
+            parked.close()
+        serve_connection(conn, self.settings)
+
+    def _take_passed(self, inbox: socket.socket) -> None:
+        """Take over a connection another (busy) worker passed on."""
+        for conn in receive_connections(inbox, limit=1):
+            self.dispatcher.route(conn)
 
     def abort(self) -> None:
         """Kill every worker."""
         kill_all(self.workers.values())
+
+
+def receive_connections(inbox: socket.socket, limit: int | None = None) -> list[socket.socket]:
+    """Receive up to `limit` (default: all waiting) connections passed through `inbox`."""
+    received: list[socket.socket] = []
+    while limit is None or len(received) < limit:
+        try:
+            _, fds, _, _ = socket.recv_fds(inbox, 1, 1)
+        except BlockingIOError:
+            break
+        received += [socket.socket(fileno=fd) for fd in fds]
+    return received
 
 
 def kill_all(processes: object) -> None:
