@@ -1,0 +1,9 @@
+"""Broken on purpose: the `thread` mode serves one client at a time (the single strategy)."""
+
+from conc_patch import load, replace, run
+
+strategies = load("httpd.strategies")
+replace(load("httpd.cli").STRATEGIES, "thread", strategies.SingleStrategy)
+
+if __name__ == "__main__":
+    run()
