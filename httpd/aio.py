@@ -124,16 +124,12 @@ class AsyncStrategy:
                 async with asyncio.timeout(self.settings.timeout):
                     data = await reader.read(RECV_SIZE)
             except TimeoutError:
-                return HttpError(408, "request timed out") if parser.started else None
+                data = None
             self.idle.discard(writer)
-            if not data:
-                return HttpError(400, "connection closed mid-request") if parser.started else None
-            try:
-                request = parser.feed(data)
-            except HttpError as error:
-                return error
-            if request is not None:
-                return request
+            if not data and not parser.started:
+                return None
+            if (outcome := parser.outcome(data)) is not None:
+                return outcome
 
     async def _send(self, writer: asyncio.StreamWriter, response: Response) -> None:
         """Write the head and body, then stream the file in chunks, each under the timeout."""

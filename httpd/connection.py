@@ -102,15 +102,11 @@ def read_request(conn: socket.socket) -> Request | HttpError | None:
         try:
             data = conn.recv(RECV_SIZE)
         except TimeoutError:
-            return HttpError(408, "timed out waiting for the request") if parser.started else None
-        if not data:
-            return HttpError(400, "connection closed mid-request") if parser.started else None
-        try:
-            request = parser.feed(data)
-        except HttpError as error:
-            return error
-        if request is not None:
-            return request
+            data = None
+        if not data and not parser.started:
+            return None
+        if (outcome := parser.outcome(data)) is not None:
+            return outcome
 
 
 def send_response(conn: socket.socket, response: Response, log: logging.LoggerAdapter) -> None:

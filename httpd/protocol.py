@@ -103,6 +103,25 @@ class RequestParser:
         self._check_partial_line(bytes(self._buffer[self._scanned :]))
         return None
 
+    def outcome(self, data: bytes | None) -> Request | HttpError | None:
+        """Feed what one receive brought and say where the request stands.
+
+        Args:
+            data: the bytes received; b"" when the client closed; None when the read timed out.
+
+        Returns:
+            The Request, the HttpError to answer with (408 for a timeout, 400 for a close in the
+            middle of the head), or None while more bytes are needed.
+        """
+        if data is None:
+            return HttpError(408, "timed out waiting for the request")
+        if not data:
+            return HttpError(400, "connection closed mid-request")
+        try:
+            return self.feed(data)
+        except HttpError as error:
+            return error
+
     def _accept_line(self, line: bytes) -> None:
         """Validate one complete line of the head as soon as it has arrived."""
         if self._request_line is None:

@@ -188,21 +188,12 @@ class Connection:
         """Receive what arrived and feed it to the parser."""
         data = self.sock.recv(RECV_SIZE)
         self._extend_deadline(self.settings.timeout)
-        if not data:
-            if self.parser.started:
-                self._received(HttpError(400, "connection closed mid-request"))
-            else:
-                self.close()
-            return
-        try:
-            request = self.parser.feed(data)
-        except HttpError as error:
-            self._received(error)
-            return
-        if request is None:
+        if not data and not self.parser.started:
+            self.close()
+        elif (outcome := self.parser.outcome(data)) is None:
             self._listen_for(READ)
         else:
-            self._received(request)
+            self._received(outcome)
 
     def _received(self, outcome: Request | HttpError) -> None:
         """The head is complete (or invalid): stop reading, wait the delay, then answer."""
