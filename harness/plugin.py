@@ -79,46 +79,26 @@ def _resolve(config: pytest.Config) -> Settings:
     )
 
 
+OPTIONS = (
+    ("--server", "HTTP_SERVER", "server under test (default: <rootdir>/http_server.py)"),
+    ("--modes", "HTTP_MODES", "comma-separated -c modes (default: all in the server's -h)"),
+    ("--tier", "HTTP_TIER", "required: only the lab's rules; recommended (default): both tiers"),
+    ("--results-json", "HTTP_RESULTS_JSON", "write one JSON record per test here"),
+    ("--python", "HTTP_PYTHON", "interpreter that runs the server (default: this one)"),
+    ("--cases", "HTTP_CASES", "case file or folder (default: conformance/cases)"),
+)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add the suite's options; each defaults to an environment variable (for tox)."""
     group = parser.getgroup("http", "HTTP server grading suite")
-    env = os.environ.get
-    group.addoption(
-        "--server",
-        dest="http_server",
-        default=env("HTTP_SERVER"),
-        help="server under test (default: <rootdir>/http_server.py; env HTTP_SERVER)",
-    )
-    group.addoption(
-        "--modes",
-        dest="http_modes",
-        default=env("HTTP_MODES"),
-        help="comma-separated -c modes (default: all in the server's -h; env HTTP_MODES)",
-    )
-    group.addoption(
-        "--tier",
-        dest="http_tier",
-        default=env("HTTP_TIER"),
-        help="required: only the lab's rules; recommended (default): both tiers; env HTTP_TIER",
-    )
-    group.addoption(
-        "--results-json",
-        dest="http_results_json",
-        default=env("HTTP_RESULTS_JSON"),
-        help="write one JSON record per test here (env HTTP_RESULTS_JSON)",
-    )
-    group.addoption(
-        "--python",
-        dest="http_python",
-        default=env("HTTP_PYTHON"),
-        help="interpreter that runs the server (default: this one; env HTTP_PYTHON)",
-    )
-    group.addoption(
-        "--cases",
-        dest="http_cases",
-        default=env("HTTP_CASES"),
-        help="case file or folder (default: conformance/cases; env HTTP_CASES)",
-    )
+    for flag, variable, text in OPTIONS:
+        group.addoption(
+            flag,
+            dest="http_" + flag.removeprefix("--").replace("-", "_"),
+            default=os.environ.get(variable),
+            help=f"{text}; env {variable}",
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

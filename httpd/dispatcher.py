@@ -16,7 +16,7 @@ import os
 import selectors
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from httpd.lifecycle import SHUTDOWN_GRACE
@@ -101,19 +101,10 @@ class Dispatcher:
         return None
 
     def _accept(self, listener: socket.socket) -> None:
-        """Accept the pending connections (a bounded burst, to stay fair to the rest)."""
-        if not self.running:
-            return
-        for _ in range(ACCEPT_BURST):
-            try:
-                conn, _ = listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as error:
-                if error.errno != errno.EINVAL:
-                    LOG.warning("accept failed: %s", error)
-                return
-            self.route(conn)
+        """Route the pending connections (unless the loop has just been stopped)."""
+        if self.running:
+            for conn in accept_burst(listener):
+                self.route(conn)
 
     def route(self, conn: socket.socket, may_park: bool = True) -> None:
         """Hand `conn` over if its request has started arriving, else park it (or close it).
@@ -166,6 +157,21 @@ class Dispatcher:
         self.unwatch(self.listener)
         close_listener(self.listener)
         self.running = False
+
+
+def accept_burst(listener: socket.socket) -> Iterator[socket.socket]:
+    """Yield the connections waiting on the non-blocking `listener`, at most ACCEPT_BURST of them
+    (a bound that keeps a busy loop fair to its other sockets)."""
+    for _ in range(ACCEPT_BURST):
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                LOG.warning("accept failed: %s", error)
+            return
+        yield conn
 
 
 def settle(conns: list[socket.socket], handoff: Callable[[socket.socket], None]) -> None:

@@ -27,7 +27,7 @@ from httpd.connection import (
     describe,
     needs_drain,
 )
-from httpd.dispatcher import ACCEPT_BURST, close_listener
+from httpd.dispatcher import accept_burst, close_listener
 from httpd.lifecycle import SHUTDOWN_GRACE, ShutdownSignals
 from httpd.protocol import HttpError, Request, RequestParser
 from httpd.responses import Response, respond
@@ -84,14 +84,7 @@ class SelectStrategy:
 
     def _accept(self, listener: socket.socket, mask: int) -> None:
         """Accept pending connections (a bounded burst) and start reading from them."""
-        for _ in range(ACCEPT_BURST):
-            try:
-                sock, _ = listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as error:
-                LOG.warning("accept failed: %s", error)
-                return
+        for sock in accept_burst(listener):
             Connection(self, sock)
 
     def _stop(self, reader: socket.socket, mask: int) -> None:
