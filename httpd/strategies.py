@@ -25,6 +25,7 @@ LOG = logging.getLogger("http_server")
 FORK = multiprocessing.get_context("fork")
 DEFAULT_THREADS = 16
 DEFAULT_PROCESSES = max(4, os.cpu_count() or 1)
+JOIN_SLICE = 0.1
 
 
 class DispatchStrategy:
@@ -87,7 +88,7 @@ class ThreadStrategy(DispatchStrategy):
     def stop(self) -> None:
         """Join every thread still running."""
         for thread in list(self.threads):
-            thread.join()
+            join_interruptibly(thread)
 
 
 class ThreadPoolStrategy(DispatchStrategy):
@@ -118,7 +119,7 @@ class ThreadPoolStrategy(DispatchStrategy):
         for _ in self.threads:
             self.queue.put(None)
         for thread in self.threads:
-            thread.join()
+            join_interruptibly(thread)
 
 
 class ProcessStrategy(DispatchStrategy):
@@ -250,6 +251,17 @@ def receive_connections(inbox: socket.socket, limit: int | None = None) -> list[
             break
         received += [socket.socket(fileno=fd) for fd in fds]
     return received
+
+
+def join_interruptibly(thread: threading.Thread) -> None:
+    """Join `thread` in short slices, so that a second Ctrl-C is handled within JOIN_SLICE.
+
+    Between slices the main thread runs any signal handler that is due: a long join is not
+    always woken by a signal (seen on Python 3.13 under load), and the forced exit must not wait
+    for a stalled download to end.
+    """
+    while thread.is_alive():
+        thread.join(JOIN_SLICE)
 
 
 def kill_all(processes: object) -> None:
