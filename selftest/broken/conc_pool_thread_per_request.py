@@ -2,8 +2,7 @@
 
 from conc_patch import load, replace, run
 
-strategies = load("httpd.strategies")
-replace(load("httpd.cli").STRATEGIES, "thread-pool", strategies.ThreadStrategy)
+replace(load("httpd.cli").STRATEGIES, "thread-pool", "httpd.strategies:ThreadStrategy")
 
 if __name__ == "__main__":
     run()

@@ -2,8 +2,7 @@
 
 from conc_patch import load, replace, run
 
-strategies = load("httpd.strategies")
-replace(load("httpd.cli").STRATEGIES, "thread", strategies.SingleStrategy)
+replace(load("httpd.cli").STRATEGIES, "thread", "httpd.strategies:SingleStrategy")
 
 if __name__ == "__main__":
     run()
