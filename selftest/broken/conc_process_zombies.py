@@ -3,9 +3,9 @@
 from conc_patch import load, replace, run
 
 
-def forget_child(self: object, sentinel: int) -> None:
-    """Stop watching the child's exit without collecting it (no join, no waitpid)."""
-    self.dispatcher.unwatch(sentinel)
+def forget_child(self: object, pidfd: int) -> None:
+    """Stop watching the child's exit without collecting it (no waitpid)."""
+    self.dispatcher.unwatch(pidfd)
 
 
 replace(load("httpd.strategies").ProcessStrategy, "_reap", forget_child)
