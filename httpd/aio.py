@@ -1,10 +1,13 @@
-"""The async mode: asyncio streams over the same sans-IO core.
+"""The async mode: asyncio's event loop, with one Protocol object per connection.
 
-Strategy: asyncio.start_server runs `handle` as one task per connection. It feeds what arrives to
-the RequestParser under a timeout, waits the delay with asyncio.sleep (the loop never blocks),
-writes the head and streams files with loop.sendfile a bounded chunk at a time. Shutdown: serve
-what is already queued, stop listening (new connections are refused), close connections that
-have not sent a byte within a short grace, and await the rest.
+Strategy: asyncio calls a connection's HttpProtocol when bytes arrive (`data_received`), when
+the client closes its side (`eof_received`) and when the connection is gone (`connection_lost`).
+There is no task per request and nothing ever blocks: the bytes go to the same sans-IO
+RequestParser as in every other mode, and the waits are loop.call_later timers (the idle timeout,
+the delay before answering, the drain limit). A small file comes inlined in the response and goes
+out with its head in one write; a larger one is streamed by a task with loop.sendfile, a bounded
+chunk at a time. Shutdown: serve what is already queued, stop listening (new connections are
+refused), close connections that have not sent a byte within a short grace, and wait for the rest.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import socket
 from httpd.connection import (
     DRAIN_LIMIT,
     DRAIN_SECONDS,
-    RECV_SIZE,
-    ConnectionLog,
     Settings,
     connection_log,
     describe,
@@ -32,21 +33,29 @@ SENDFILE_CHUNK = 256 * 1024
 
 
 class AsyncStrategy:
-    """One event loop, one task per connection."""
+    """One event loop; a Protocol per connection, all of them in `connections`."""
 
     def run(self, listener: socket.socket, settings: Settings, signals: ShutdownSignals) -> None:
-        """Serve until the first shutdown signal, then wait for the connections in flight.
+        """Serve until the first shutdown signal, then until the last connection is closed.
 
         The loop is driven by hand rather than by asyncio.run, whose clean-up would cancel the
-        tasks still running when a second signal forces the exit (and log each cancellation).
+        streams still running when a second signal forces the exit (and log each cancellation).
         """
         self.settings, self.signals = settings, signals
+        self.connections: set[HttpProtocol] = set()
+        self.all_closed: asyncio.Future[None] | None = None
         loop = asyncio.new_event_loop()
         loop.run_until_complete(self._serve(listener))
         loop.close()
 
     def abort(self) -> None:
-        """Nothing to kill: the loop's tasks die with the process."""
+        """Nothing to kill: the connections die with the process."""
+
+    def forget(self, protocol: HttpProtocol) -> None:
+        """A connection is closed; at shutdown, the last one ends the wait."""
+        self.connections.discard(protocol)
+        if not self.connections and self.all_closed is not None and not self.all_closed.done():
+            self.all_closed.set_result(None)
 
     async def _serve(self, listener: socket.socket) -> None:
         """Accept connections until a signal, then shut down in order."""
@@ -54,101 +63,162 @@ class AsyncStrategy:
         stopping = asyncio.Event()
         for signum in SHUTDOWN_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum, stopping)
-        self.idle: set[asyncio.StreamWriter] = set()
-        self.tasks: set[asyncio.Task] = set()
-        server = await asyncio.start_server(self._handle, sock=listener, limit=RECV_SIZE)
+        server = await loop.create_server(self._new_protocol, sock=listener, backlog=1024)
         await stopping.wait()
         for conn in accept_backlog(listener):
-            self.tasks.add(asyncio.create_task(self._adopt(conn)))
+            await loop.connect_accepted_socket(self._new_protocol, conn)
         server.close()
-        loop.call_later(SHUTDOWN_GRACE, self._close_idle)
+        await asyncio.sleep(0)
+        loop.call_later(SHUTDOWN_GRACE, self._close_silent)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.all_closed = loop.create_future()
+        if not self.connections:
+            self.all_closed.set_result(None)
+        await self.all_closed
 
-    async def _adopt(self, conn: socket.socket) -> None:
-        """Serve a connection that reached the listener's queue before the shutdown signal."""
-        reader, writer = await asyncio.open_connection(sock=conn, limit=RECV_SIZE)
-        await self._handle(reader, writer)
+    def _new_protocol(self) -> HttpProtocol:
+        """Create the Protocol of a new connection (asyncio's protocol factory)."""
+        protocol = HttpProtocol(self)
+        self.connections.add(protocol)
+        return protocol
 
-    def _close_idle(self) -> None:
+    def _close_silent(self) -> None:
         """Close the connections that have still not sent a byte, the shutdown grace after."""
-        for writer in list(self.idle):
-            writer.close()
+        for protocol in list(self.connections):
+            protocol.close_if_silent()
 
     def _on_signal(self, signum: int, stopping: asyncio.Event) -> None:
         """First signal: start the shutdown. Second: ShutdownSignals raises ForcedExit."""
         self.signals.handle(signum)
         stopping.set()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve the single request of one connection, then close it."""
-        task = asyncio.current_task()
-        self.tasks.add(task)
-        self.idle.add(writer)
-        log = connection_log(writer.get_extra_info("socket"))
-        try:
-            await self._serve_connection(reader, writer, log)
-        except (ConnectionError, TimeoutError) as error:
-            log.debug("client went away: %r", error)
-        except Exception:
-            log.exception("unexpected failure")
-        finally:
-            self.idle.discard(writer)
-            self.tasks.discard(task)
-            writer.close()
 
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: ConnectionLog
-    ) -> None:
-        """Read the request, wait if asked, answer, and drain if the client may still send."""
-        outcome = await self._read_request(reader, writer)
-        if outcome is None:
-            log.debug("closed without sending a request")
-            return
-        log.debug("received %s", describe(outcome))
+class HttpProtocol(asyncio.Protocol):
+    """One connection: read the head, wait the delay, answer, drain if needed, close.
+
+    `timer` is the one pending timer of the connection: the idle timeout while reading, the
+    delay before answering, the limit on draining or on a client that stops reading the answer.
+    """
+
+    def __init__(self, strategy: AsyncStrategy) -> None:
+        """Prepare the parser; the connection itself arrives in `connection_made`."""
+        self.strategy = strategy
+        self.settings = strategy.settings
+        self.parser = RequestParser()
+        self.outcome: Request | HttpError | None = None
+        self.streaming: asyncio.Task | None = None
+        self.draining = False
+        self.drained = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        """Keep the transport and start the idle timeout."""
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self.log = connection_log(transport.get_extra_info("socket"))
+        self.timer = self.loop.call_later(self.settings.timeout, self._timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; discard what arrives once the head is complete (a body)."""
+        if self.draining:
+            self.drained += len(data)
+            if self.drained > DRAIN_LIMIT:
+                self._close()
+        elif self.outcome is None:
+            self.timer.cancel()
+            if (outcome := self.parser.outcome(data)) is not None:
+                self._received(outcome)
+            else:
+                self.timer = self.loop.call_later(self.settings.timeout, self._timed_out)
+
+    def eof_received(self) -> bool:
+        """The client closed its side: answer a partial head with 400, close a silent one.
+
+        Returns:
+            True to keep our side open while an answer is still to be written.
+        """
+        if self.draining:
+            return False
+        if self.outcome is None:
+            if not self.parser.started:
+                self.log.debug("closed without sending a request")
+                return False
+            self.timer.cancel()
+            self._received(self.parser.outcome(b""))
+        return True
+
+    def connection_lost(self, error: Exception | None) -> None:
+        """The connection is gone: stop its timer and stream, and leave the live set."""
+        if error is not None:
+            self.log.debug("client went away: %r", error)
+        self.timer.cancel()
+        if self.streaming is not None:
+            self.streaming.cancel()
+        self.strategy.forget(self)
+
+    def close_if_silent(self) -> None:
+        """At shutdown: close the connection if it has not sent a byte."""
+        if self.outcome is None and not self.parser.started:
+            self.transport.close()
+
+    def _timed_out(self) -> None:
+        """No byte for `--timeout` seconds: close a silent connection, answer 408 to the rest."""
+        if self.parser.started:
+            self._received(self.parser.outcome(None))
+        else:
+            self.log.debug("closed without sending a request")
+            self.transport.close()
+
+    def _received(self, outcome: Request | HttpError) -> None:
+        """The head is complete (or invalid): wait the delay, then answer."""
+        self.log.debug("received %s", describe(outcome))
+        self.outcome = outcome
         if self.settings.delay:
-            await asyncio.sleep(self.settings.delay)
-        response = respond(outcome, self.settings.root)
-        await self._send(writer, response)
-        log.debug("answered %d", response.status)
-        if needs_drain(outcome):
-            await self._drain(reader, writer)
+            self.timer = self.loop.call_later(self.settings.delay, self._answer)
+        else:
+            self._answer()
 
-    async def _read_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> Request | HttpError | None:
-        """Receive until the head is complete; None when the client sent nothing at all."""
-        parser = RequestParser()
-        while True:
-            try:
-                async with asyncio.timeout(self.settings.timeout):
-                    data = await reader.read(RECV_SIZE)
-            except TimeoutError:
-                data = None
-            self.idle.discard(writer)
-            if not data and not parser.started:
-                return None
-            if (outcome := parser.outcome(data)) is not None:
-                return outcome
-
-    async def _send(self, writer: asyncio.StreamWriter, response: Response) -> None:
-        """Write the head and body, then stream the file in chunks, each under the timeout."""
-        loop = asyncio.get_running_loop()
+    def _answer(self) -> None:
+        """Write the response; a file too large to come inlined in its body goes from a task."""
         try:
-            writer.write(response.head() + response.body)
+            response = respond(self.outcome, self.settings.root)
+        except Exception:
+            self.log.exception("unexpected failure")
+            self.transport.abort()
+            return
+        self.transport.write(response.head() + response.body)
+        if response.file is None:
+            self._finish(response)
+        else:
+            self.streaming = self.loop.create_task(self._stream(response))
+
+    async def _stream(self, response: Response) -> None:
+        """Send the file zero-copy, a chunk at a time, each chunk under the idle timeout."""
+        try:
             for offset in range(0, response.file_size, SENDFILE_CHUNK):
                 count = min(SENDFILE_CHUNK, response.file_size - offset)
                 async with asyncio.timeout(self.settings.timeout):
-                    await loop.sendfile(writer.transport, response.file, offset, count)
-            async with asyncio.timeout(self.settings.timeout):
-                await writer.drain()
+                    await self.loop.sendfile(self.transport, response.file, offset, count)
+        except OSError as error:
+            self.log.debug("client went away: %r", error)
+            self.transport.abort()
+            return
         finally:
             response.close()
+        self._finish(response)
 
-    async def _drain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Close our side, then discard what the client still sends, for a bounded time."""
-        writer.write_eof()
-        received = 0
-        async with asyncio.timeout(DRAIN_SECONDS):
-            while received < DRAIN_LIMIT and (data := await reader.read(RECV_SIZE)):
-                received += len(data)
+    def _finish(self, response: Response) -> None:
+        """The answer is written: close, or first drain what the client still sends."""
+        self.log.debug("answered %d", response.status)
+        if needs_drain(self.outcome):
+            self.draining = True
+            self.transport.write_eof()
+            self.timer = self.loop.call_later(DRAIN_SECONDS, self._close)
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        """Close once the answer is sent; a client that stops reading it gets `--timeout` s."""
+        self.timer.cancel()
+        self.transport.close()
+        if self.transport.get_write_buffer_size():
+            self.timer = self.loop.call_later(self.settings.timeout, self.transport.abort)

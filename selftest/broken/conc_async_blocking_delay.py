@@ -1,18 +1,20 @@
 """Broken on purpose: the `async` mode waits out -d with time.sleep, blocking its event loop."""
 
-import asyncio
 import time
-from types import SimpleNamespace
 
 from conc_patch import load, replace, run
 
-
-async def blocking_sleep(seconds: float) -> None:
-    """Sleep the way a careless coroutine does: the whole event loop stops meanwhile."""
-    time.sleep(seconds)
+aio = load("httpd.aio")
 
 
-replace(load("httpd.aio"), "asyncio", SimpleNamespace(**{**vars(asyncio), "sleep": blocking_sleep}))
+def received_then_block(self: object, outcome: object) -> None:
+    """Wait the delay the way a careless handler does: the whole event loop stops meanwhile."""
+    self.outcome = outcome
+    time.sleep(self.settings.delay)
+    self._answer()
+
+
+replace(aio.HttpProtocol, "_received", received_then_block)
 
 if __name__ == "__main__":
     run()
