@@ -68,7 +68,7 @@ class AsyncStrategy:
         for conn in accept_backlog(listener):
             await loop.connect_accepted_socket(self._new_protocol, conn)
         server.close()
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # connections accepted just before now get their protocols
         loop.call_later(SHUTDOWN_GRACE, self._close_silent)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
         self.all_closed = loop.create_future()
