@@ -131,22 +131,25 @@ class ProcessStrategy(DispatchStrategy):
 
     Plain os.fork rather than multiprocessing.Process: a child lives for one request, and
     multiprocessing's start-up and clean-up would double what it costs. The parent watches each
-    child through a pidfd, which becomes readable when the child exits.
+    child's exit through a pipe whose write end only that child holds: the read end reports
+    end-of-file the moment the child exits.
     """
 
     def start(self) -> None:
-        """Start with no children."""
+        """Start with no children (`children` maps each exit pipe's read end to the child's pid)."""
         self.children: dict[int, int] = {}
 
     def dispatch(self, conn: socket.socket) -> None:
         """Fork a child that serves `conn`; the parent closes its copy and watches for the exit."""
+        exit_reader, exit_writer = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(exit_reader)
             self._serve_in_child(conn)
+        os.close(exit_writer)
         conn.close()
-        pidfd = os.pidfd_open(pid)
-        self.children[pidfd] = pid
-        self.dispatcher.watch(pidfd, self._reap)
+        self.children[exit_reader] = pid
+        self.dispatcher.watch(exit_reader, self._reap)
 
     def _serve_in_child(self, conn: socket.socket) -> NoReturn:
         """Child body: drop the parent's descriptors and signal duties, serve, and exit at once.
@@ -163,16 +166,16 @@ class ProcessStrategy(DispatchStrategy):
         finally:
             os._exit(status)
 
-    def _reap(self, pidfd: int) -> None:
+    def _reap(self, exit_reader: int) -> None:
         """A child exited: collect it so that no zombie is left."""
-        self.dispatcher.unwatch(pidfd)
-        os.waitpid(self.children.pop(pidfd), 0)
-        os.close(pidfd)
+        self.dispatcher.unwatch(exit_reader)
+        os.close(exit_reader)
+        os.waitpid(self.children.pop(exit_reader), 0)
 
     def stop(self) -> None:
         """Wait for every child still serving."""
-        for pidfd in list(self.children):
-            self._reap(pidfd)
+        for exit_reader in list(self.children):
+            self._reap(exit_reader)
 
     def abort(self) -> None:
         """Kill every child still serving."""

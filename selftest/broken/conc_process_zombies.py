@@ -3,9 +3,9 @@
 from conc_patch import load, replace, run
 
 
-def forget_child(self: object, pidfd: int) -> None:
+def forget_child(self: object, exit_reader: int) -> None:
     """Stop watching the child's exit without collecting it (no waitpid)."""
-    self.dispatcher.unwatch(pidfd)
+    self.dispatcher.unwatch(exit_reader)
 
 
 replace(load("httpd.strategies").ProcessStrategy, "_reap", forget_child)
