@@ -1,13 +1,14 @@
 """The async mode: asyncio's event loop, with one Protocol object per connection.
 
-Strategy: asyncio calls a connection's HttpProtocol when bytes arrive (`data_received`), when
-the client closes its side (`eof_received`) and when the connection is gone (`connection_lost`).
-There is no task per request and nothing ever blocks: the bytes go to the same sans-IO
-RequestParser as in every other mode, and the waits are loop.call_later timers (the idle timeout,
-the delay before answering, the drain limit). A small file comes inlined in the response and goes
-out with its head in one write; a larger one is streamed by a task with loop.sendfile, a bounded
-chunk at a time. Shutdown: serve what is already queued, stop listening (new connections are
-refused), close connections that have not sent a byte within a short grace, and wait for the rest.
+Strategy: the loop watches the listener, and asyncio wraps each accepted socket in a transport
+and an HttpProtocol, which it calls when bytes arrive (`data_received`), when the client closes
+its side (`eof_received`) and when the connection is gone (`connection_lost`). Nothing ever
+blocks: the bytes go to the same sans-IO RequestParser as in every other mode, and the waits are
+loop.call_later timers (the idle timeout, the delay before answering, the drain limit). A small
+file comes inlined in the response and goes out with its head in one write; a larger one is
+streamed by a task with loop.sendfile, a bounded chunk at a time. Shutdown: serve what is already
+queued, stop listening (new connections are refused), close connections that have not sent a
+byte within a short grace, and wait for the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from httpd.connection import (
     describe,
     needs_drain,
 )
+from httpd.dispatcher import accept_burst, close_listener
 from httpd.lifecycle import SHUTDOWN_GRACE, SHUTDOWN_SIGNALS, ShutdownSignals, accept_backlog
 from httpd.protocol import HttpError, Request, RequestParser
 from httpd.responses import Response, respond
@@ -43,10 +45,11 @@ class AsyncStrategy:
         """
         self.settings, self.signals = settings, signals
         self.connections: set[HttpProtocol] = set()
+        self.adopting: set[asyncio.Task] = set()
         self.all_closed: asyncio.Future[None] | None = None
-        loop = asyncio.new_event_loop()
-        loop.run_until_complete(self._serve(listener))
-        loop.close()
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self._serve(listener))
+        self.loop.close()
 
     def abort(self) -> None:
         """Nothing to kill: the connections die with the process."""
@@ -58,29 +61,48 @@ class AsyncStrategy:
             self.all_closed.set_result(None)
 
     async def _serve(self, listener: socket.socket) -> None:
-        """Accept connections until a signal, then shut down in order."""
-        loop = asyncio.get_running_loop()
+        """Accept connections until a signal, then shut down in order.
+
+        The loop watches the listener itself (rather than through loop.create_server), so that at
+        the signal it can stop accepting, take what is already queued and close the listener,
+        and still complete every connection it accepted on the way.
+        """
         stopping = asyncio.Event()
         for signum in SHUTDOWN_SIGNALS:
-            loop.add_signal_handler(signum, self._on_signal, signum, stopping)
-        server = await loop.create_server(self._new_protocol, sock=listener, backlog=1024)
+            self.loop.add_signal_handler(signum, self._on_signal, signum, stopping)
+        listener.setblocking(False)
+        self.loop.add_reader(listener, self._accept, listener)
         await stopping.wait()
+        self.loop.remove_reader(listener)
         for conn in accept_backlog(listener):
-            await loop.connect_accepted_socket(self._new_protocol, conn)
-        server.close()
-        await asyncio.sleep(0)  # connections accepted just before now get their protocols
-        loop.call_later(SHUTDOWN_GRACE, self._close_silent)
+            self._adopt(conn)
+        close_listener(listener)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
-        self.all_closed = loop.create_future()
+        await asyncio.gather(*self.adopting, return_exceptions=True)
+        self.loop.call_later(SHUTDOWN_GRACE, self._close_silent)
+        self.all_closed = self.loop.create_future()
         if not self.connections:
             self.all_closed.set_result(None)
         await self.all_closed
 
-    def _new_protocol(self) -> HttpProtocol:
-        """Create the Protocol of a new connection (asyncio's protocol factory)."""
-        protocol = HttpProtocol(self)
-        self.connections.add(protocol)
-        return protocol
+    def _accept(self, listener: socket.socket) -> None:
+        """The listener is readable: adopt the connections waiting there (a bounded burst)."""
+        for conn in accept_burst(listener):
+            self._adopt(conn)
+
+    def _adopt(self, conn: socket.socket) -> None:
+        """Have asyncio wrap an accepted socket in a transport and an HttpProtocol."""
+        task = self.loop.create_task(
+            self.loop.connect_accepted_socket(lambda: HttpProtocol(self), conn)
+        )
+        self.adopting.add(task)
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task) -> None:
+        """The protocol of an accepted connection is running (or the connection failed first)."""
+        self.adopting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            LOG.debug("a connection failed before it started: %r", task.exception())
 
     def _close_silent(self) -> None:
         """Close the connections that have still not sent a byte, the shutdown grace after."""
@@ -111,8 +133,9 @@ class HttpProtocol(asyncio.Protocol):
         self.drained = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:
-        """Keep the transport and start the idle timeout."""
+        """Keep the transport, join the live connections and start the idle timeout."""
         self.transport = transport
+        self.strategy.connections.add(self)
         self.loop = asyncio.get_running_loop()
         self.log = connection_log(transport.get_extra_info("socket"))
         self.timer = self.loop.call_later(self.settings.timeout, self._timed_out)
