@@ -405,16 +405,33 @@ class Probe:
         return f"{len(self.accepted)} attempts were accepted, none refused (other errors: {others})"
 
     def accepted_problems(self, timeout: float) -> list[str]:
-        """Wait for the accepted probes' replies; describe those that got no complete response."""
+        """Wait for the accepted probes' replies; describe those that got no complete response.
+
+        One reset is forgiven: the last attempt accepted before the first refused one, reset
+        before any byte of an answer. It reached the listen queue in the instant between the
+        server's last accept and its closing of the listener, and closing a listener resets what
+        its queue holds: no server can close that window, however it shuts down.
+        """
         _wait_all([client.done for client in self.accepted], timeout)
         lines = []
         for client in self.accepted:
             reply = client.reply
+            if self._caught_in_the_close(client):
+                continue
             if reply is None or reply.outcome != "response" or reply.error:
                 what = f"{reply.outcome}: {reply.error}" if reply is not None else "no reply"
                 after = client.connected - self.signalled
                 lines.append(f"connected {after:.3f} s after the signal, then {what}")
         return lines
+
+    def _caught_in_the_close(self, client: Client) -> bool:
+        """True for the last attempt accepted just before the first refusal, reset unanswered."""
+        return (
+            self.refused_at is not None
+            and client is self.accepted[-1]
+            and client.reply is not None
+            and client.reply.outcome == "reset"
+        )
 
 
 def probe_until_refused(port: int, signalled: float, within: float, pace: float = 0.01) -> Probe:
