@@ -676,9 +676,11 @@ def render_large_method(report: Report) -> list[str]:
         return []
     return [
         f"- Large file: a real {format_size(size)} file written once per run in the temp dir "
-        "(so it is served from the page cache, not from disk), downloaded once per server with "
+        "(so it is served from the page cache, not from disk), downloaded "
+        f"{report.settings.runs} time(s) per server with "
         f"`curl -sS -o /dev/null -w '{CURL_WRITE_OUT}' http://{HOST}:PORT/{LARGE_FILE}`. "
-        "MB/s is curl's average (10^6 bytes). RSS is the sum "
+        "MB/s is curl's average (10^6 bytes) in the fastest download; RSS growth is the largest "
+        "any download caused. RSS is the sum "
         f"over the server's process tree (psutil), sampled every {RSS_INTERVAL_S * 1000:.0f} ms; "
         "growth is the peak during the download minus the median just before it. For a forking "
         "server the sum counts pages a child shares with its parent once per process.",
@@ -745,7 +747,7 @@ def render_markdown(report: Report) -> str:
         lines += [f"![req/s and latency per server]({report.chart})", ""]
     lines += ["## Targets", "", *render_checks(evaluate_checks(report.results)), ""]
     size = format_size(s.large_file_size) if s.large_file_size else "large"
-    lines += [f"## Large file ({size}), one download per server", ""]
+    lines += [f"## Large file ({size}), fastest of {s.runs} download(s) per server", ""]
     lines += [*render_large_table(report.results), ""]
     problems = render_problems(report.results)
     if problems:
@@ -958,6 +960,26 @@ def download_large_file(port: int, pid: int, expected: int) -> LargeFileResult:
     return LargeFileResult(status, received, expected, speed, baseline, peak)
 
 
+def best_download(downloads: Sequence[LargeFileResult]) -> LargeFileResult:
+    """Summarise repeated downloads of the large file as one result.
+
+    A download takes a fraction of a second, so its speed depends on where the scheduler happens
+    to put curl: the fastest one is reported, as wrk's best run is. Memory is never flattered:
+    the result carries the largest RSS growth any download caused, and an incomplete download
+    is reported as it is.
+
+    Args:
+        downloads: at least one download of the same file from the same server.
+    Returns: the incomplete download if there is one, else the fastest with the worst growth.
+    """
+    for download in downloads:
+        if not download.complete:
+            return download
+    fastest = max(downloads, key=lambda download: download.bytes_per_sec)
+    worst = max(downloads, key=lambda download: download.peak_rss - download.baseline_rss)
+    return dataclasses.replace(fastest, baseline_rss=worst.baseline_rss, peak_rss=worst.peak_rss)
+
+
 def measure_load(
     process: subprocess.Popen, url: str, loadgen: LoadGenerator, settings: Settings
 ) -> tuple[list[WrkResult], list[str]]:
@@ -1002,7 +1024,12 @@ def measure_server(
             result.runs, result.failures = measure_load(process, url, loadgen, settings)
             result.rss_after_load = tree_rss(psutil.Process(process.pid))
             if settings.large_file_size and process.poll() is None:
-                result.large = download_large_file(port, process.pid, settings.large_file_size)
+                result.large = best_download(
+                    [
+                        download_large_file(port, process.pid, settings.large_file_size)
+                        for _ in range(settings.runs)
+                    ]
+                )
                 progress(
                     f"  large file: {result.large.mb_per_sec:,.0f} MB/s, RSS growth "
                     f"{result.large.rss_growth_mb:.1f} MB"

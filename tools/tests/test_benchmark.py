@@ -365,6 +365,17 @@ def test_incomplete_download_is_a_failed_check():
     assert checks_by_what(checks, "thread")["large file download"].met is False
 
 
+def test_repeated_downloads_report_the_fastest_with_the_worst_rss_growth():
+    summary = bench.best_download([large(1500, growth_mb=9), large(2500), large(2000)])
+    assert summary.mb_per_sec == 2500
+    assert summary.rss_growth_mb == 9
+
+
+def test_an_incomplete_download_among_repeats_is_the_one_reported():
+    broken = bench.LargeFileResult(200, 10, 1024**3, 9000 * bench.MB, 0, 0)
+    assert bench.best_download([large(2500), broken, large(2000)]) is broken
+
+
 def test_a_mode_that_never_ran_fails_its_load_check():
     result = server_result("process", True, failures=["not serving after 20 s"])
     checks = checks_by_what(bench.evaluate_checks([result]), "process")
