@@ -125,7 +125,7 @@ class HttpProtocol(asyncio.Protocol):
     def __init__(self, strategy: AsyncStrategy) -> None:
         """Prepare the parser; the connection itself arrives in `connection_made`."""
         self.strategy = strategy
-        self.settings = strategy.settings
+        self.settings, self.loop = strategy.settings, strategy.loop
         self.parser = RequestParser()
         self.outcome: Request | HttpError | None = None
         self.streaming: asyncio.Task | None = None
@@ -136,7 +136,6 @@ class HttpProtocol(asyncio.Protocol):
         """Keep the transport, join the live connections and start the idle timeout."""
         self.transport = transport
         self.strategy.connections.add(self)
-        self.loop = asyncio.get_running_loop()
         self.log = connection_log(transport.get_extra_info("socket"))
         self.timer = self.loop.call_later(self.settings.timeout, self._timed_out)
 
@@ -215,13 +214,17 @@ class HttpProtocol(asyncio.Protocol):
             self.streaming = self.loop.create_task(self._stream(response))
 
     async def _stream(self, response: Response) -> None:
-        """Send the file zero-copy, a chunk at a time, each chunk under the idle timeout."""
+        """Send the file zero-copy, a chunk at a time, each chunk under the idle timeout.
+
+        loop.sendfile raises RuntimeError when the transport is already closing (the client
+        left between two chunks): that ends the stream like a reset does.
+        """
         try:
             for offset in range(0, response.file_size, SENDFILE_CHUNK):
                 count = min(SENDFILE_CHUNK, response.file_size - offset)
                 async with asyncio.timeout(self.settings.timeout):
                     await self.loop.sendfile(self.transport, response.file, offset, count)
-        except OSError as error:
+        except (OSError, RuntimeError) as error:
             self.log.debug("client went away: %r", error)
             self.transport.abort()
             return
