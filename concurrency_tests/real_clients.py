@@ -93,7 +93,8 @@ def require_module(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         unavailable(
-            f"Python package for {name} is not installed ({exc}); see requirements-test.txt"
+            f"Python package for {name} is not installed ({exc}); "
+            "install the suite's extra: pip install -c constraints.txt -e '.[test]'"
         )
 
 

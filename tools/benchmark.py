@@ -65,7 +65,7 @@ MODE_TITLES = {
     "async": "Async",
     "select": "Select",
 }
-INSTALL_HINT = "pip install -r tools/requirements-bench.txt"
+INSTALL_HINT = "pip install -c constraints.txt -e '.[bench]'"
 PEER_NAMES = ("http.server", "forking", "gunicorn-sync", "gunicorn-gthread", "uvicorn", "nginx")
 
 
