@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Grade student http_server.py submissions with the suite; write scorecards and a summary."""
 
-# Strategy: a thin command line over the grading package (tools/grading/): parse options, grade
-# the submissions one after the other (in parallel they would spoil each other's timing tests),
-# write each one's folder as soon as it is graded, then the summary. Exit status 1 if any
-# submission could not be graded at all.
+# Strategy: a thin command line over the grading package (tools/grading/): parse options, expand
+# list files, grade the submissions (folders, or git repositories at their `final` tag) one after
+# the other (in parallel they would spoil each other's timing tests) under a progress display,
+# write each one's folder as soon as it is graded, then the class summary. Exit status 1 if any
+# submission could not be graded at all. Two subcommands, named by the first word, package the
+# same grader for Gradescope and GitHub Classroom.
 
 from __future__ import annotations
 
@@ -13,14 +15,25 @@ import shlex
 import sys
 from pathlib import Path
 
-from grading import GradeOptions, Scorecard, grade_submission, unique_names
-from grading.render import scoring_rules, write_card, write_summary
+from grading import GradeOptions, Scorecard, SubmissionError, classroom, gradescope
+from grading.progress import ClassProgress
+from grading.render import scoring_rules, write_card
+from grading.sources import DEFAULT_TAG, expand, grade_source, unique_names
+from grading.summary import write_summary
 
 EPILOG = f"""\
-Each submission is a folder holding http_server.py, or the path of that file. Its output folder
-(named after the submission's folder, made unique: alice, alice-2) holds scorecard.md,
-scorecard.json and Gradescope's results.json; summary.md is written beside them when several
-submissions are graded.
+Each submission is a folder holding http_server.py, the path of that file, or a git repository (a
+URL, or a local clone): a repository is graded at its commit tagged --tag (GitHub Classroom's
+"tag the commit you want graded `final`"), cloned shallow into a temporary folder. A .txt file
+lists submissions, one per line (# comments; relative paths from the list's folder). Each
+submission's output folder (named after its folder or repository, made unique: alice, alice-2)
+holds scorecard.md, scorecard.json and Gradescope's results.json; when several are graded,
+summary.md, summary.csv (the gradebook: one row per student, one column per rubric item) and
+summary.html (charts: score distribution, share of the class that lost each item) go beside them.
+
+Subcommands (the first word; a submission folder of that name: write ./NAME):
+  grade.py gradescope-bundle OUT.zip [GRADING OPTIONS]   Gradescope's autograder archive
+  grade.py classroom-result RESULTS.json                 GitHub Classroom's reporter input
 
 {scoring_rules()}
 
@@ -78,6 +91,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="ARGS",
         help='extra pytest arguments, one string, e.g. "-k smoke"',
     )
+    parser.add_argument(
+        "--tag",
+        default=DEFAULT_TAG,
+        help=f"the tag of the commit to grade in a repository (default {DEFAULT_TAG})",
+    )
+    parser.add_argument(
+        "--working-tree",
+        action="store_true",
+        help="grade local clones as they are on disk, not at --tag (URLs are still cloned)",
+    )
     return parser.parse_args(argv)
 
 
@@ -109,25 +132,37 @@ def options_from(args: argparse.Namespace) -> GradeOptions:
     )
 
 
-def report(card: Scorecard, index: int, total: int) -> None:
-    """Print one line about a graded submission."""
-    verdict = (
+def verdict(card: Scorecard, index: int, total: int) -> str:
+    """Return the one line telling how a submission was graded."""
+    outcome = (
         f"{card.score:.2f}/100 ({card.status})" if card.graded else f"NOT GRADED: {card.error}"
     )
-    print(f"[{index}/{total}] {card.name}: {verdict} in {card.duration:.0f} s", flush=True)
+    return f"[{index}/{total}] {card.name}: {outcome} in {card.duration:.0f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Grade every submission named on the command line; return the exit status."""
+    """Run a subcommand, or grade every submission named on the command line; return the status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gradescope-bundle"]:
+        return gradescope.main(argv[1:], parse_args)
+    if argv[:1] == ["classroom-result"]:
+        return classroom.main(argv[1:])
     args = parse_args(argv)
+    try:
+        submissions = expand(args.submissions)
+    except SubmissionError as exc:
+        print(f"grade.py: error: {exc}", file=sys.stderr)
+        return 2
     options = options_from(args)
-    names = unique_names(args.submissions)
+    tag = None if args.working_tree else args.tag
+    names = unique_names(submissions)
     cards = []
-    for index, (path, name) in enumerate(zip(args.submissions, names, strict=True), start=1):
-        print(f"[{index}/{len(names)}] grading {path} ...", file=sys.stderr, flush=True)
-        cards.append(grade_submission(path, options, name))
-        write_card(cards[-1], args.output)
-        report(cards[-1], index, len(names))
+    with ClassProgress(len(names)) as progress:
+        for index, (spec, name) in enumerate(zip(submissions, names, strict=True), start=1):
+            task = progress.started(name)
+            cards.append(grade_source(spec, options, name, tag))
+            write_card(cards[-1], args.output)
+            progress.finished(task, verdict(cards[-1], index, len(names)))
     if len(cards) > 1:
         write_summary(cards, args.output)
     print(f"scorecards in {args.output}/", flush=True)

@@ -1,9 +1,10 @@
-"""Write a Scorecard as scorecard.md, scorecard.json and Gradescope's results.json; summary.md."""
+"""Write a Scorecard as scorecard.md, scorecard.json and Gradescope's results.json."""
 
 # Strategy: every output is a pure function of Scorecards (text or a JSON-ready dict), so tests
 # check them without running anything; write_* only put them on disk. Markdown shows counts and
 # points first, then failures grouped by requirement with what was sent and what came back,
 # truncated; the JSON files carry everything. The scoring rules are told once, from GROUPS.
+# The class-wide files (summary.md, .csv, .html) are summary.py's.
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .runner import submission_name
 from .scoring import (
     ANY_MODE,
     GRADED,
@@ -26,8 +26,7 @@ from .scoring import (
     Tally,
 )
 
-SUMMARY = "summary.md"
-SHOWN_FAILURES, DETAIL_LINES, LINE_CHARS, NOTE_CHARS = 100, 25, 240, 300
+SHOWN_FAILURES, DETAIL_LINES, LINE_CHARS = 100, 25, 240
 GRADESCOPE_LINES = 40
 
 
@@ -48,20 +47,6 @@ Scoring (out of 100):
   groups. A group with nothing scorable in a mode drops out; the others share its weight.
 Weights per mode (a test is in the first group matching its file::function):
 {weights}"""
-
-
-def unique_names(paths: Sequence[str | Path]) -> list[str]:
-    """Return one distinct output folder name per submission: alice, alice-2, ..."""
-    taken, names = {SUMMARY}, []
-    for path in paths:
-        base = name = submission_name(path)
-        count = 1
-        while name.lower() in taken:
-            count += 1
-            name = f"{base}-{count}"
-        taken.add(name.lower())
-        names.append(name)
-    return names
 
 
 # --- scorecard.md -----------------------------------------------------------------------------
@@ -257,59 +242,6 @@ def _failure_list(card: Scorecard, mode: str, group: str | None, tier: str) -> s
     return "\n".join(lines) or "All passed."
 
 
-# --- summary.md ---------------------------------------------------------------------------------
-
-
-def summary_markdown(cards: Sequence[Scorecard]) -> str:
-    """Return the one-row-per-submission summary of several scorecards."""
-    modes = list(dict.fromkeys(mode for card in cards for mode in card.graded_modes))
-    header = ("submission", "score", "required passed", "recommended passed", *modes)
-    rows = [_summary_row(card, modes) for card in cards]
-    header += ("time", "notes")
-    intro = (
-        f"{len(cards)} submissions. Score: out of 100, required tier, requirement groups weighted"
-        " (see a scorecard); pass rates: share of tests passed, every variant counted."
-    )
-    return "# Grading summary\n\n" + intro + "\n\n" + _table(header, rows) + "\n"
-
-
-def _summary_row(card: Scorecard, modes: Sequence[str]) -> tuple[str, ...]:
-    """Return one submission's summary row."""
-    by_mode = {mode.mode: mode for mode in card.modes}
-    cells = [_mode_cell(by_mode.get(mode)) for mode in modes]
-    notes = (
-        [] if card.status == GRADED else [card.status + (f": {card.error}" if card.error else "")]
-    )
-    notes += card.notes
-    required = _sum_tallies(mode.required for mode in card.modes)
-    recommended = _sum_tallies(mode.recommended for mode in card.modes)
-    return (
-        f"[{card.name}]({card.name}/scorecard.md)",
-        f"{card.score:.2f}" if card.graded else "–",
-        _percent(required.rate),
-        _percent(recommended.rate),
-        *cells,
-        _clock(card.duration),
-        _cell("; ".join(notes))[:NOTE_CHARS] or "–",
-    )
-
-
-def _mode_cell(mode: ModeResult | None) -> str:
-    """Return a mode's summary cell: its share of points, or why it has none."""
-    if mode is None or mode.status != GRADED:
-        return mode.status if mode else "–"
-    return f"{mode.fraction:.1%}"
-
-
-def _sum_tallies(tallies: Iterable[Tally]) -> Tally:
-    """Return the sum of several tallies."""
-    total = Tally()
-    for one in tallies:
-        total.passed, total.failed = total.passed + one.passed, total.failed + one.failed
-        total.skipped += one.skipped
-    return total
-
-
 # --- files --------------------------------------------------------------------------------------
 
 
@@ -321,19 +253,6 @@ def write_card(card: Scorecard, output: Path) -> Path:
     _write_json(folder / "scorecard.json", scorecard_json(card))
     _write_json(folder / "results.json", gradescope_results(card))
     return folder
-
-
-def write_summary(cards: Sequence[Scorecard], output: Path) -> Path:
-    """Write output/summary.md; return its path."""
-    output.mkdir(parents=True, exist_ok=True)
-    (output / SUMMARY).write_text(summary_markdown(cards), encoding="utf-8")
-    return output / SUMMARY
-
-
-def write_outputs(cards: Sequence[Scorecard], output: Path) -> list[Path]:
-    """Write every card's folder, and summary.md when there are several; return what was written."""
-    written = [write_card(card, output) for card in cards]
-    return written + ([write_summary(cards, output)] if len(cards) > 1 else [])
 
 
 def _write_json(path: Path, document: dict) -> None:
@@ -359,11 +278,6 @@ def _passed(counts: Tally) -> str:
     """Return "passed / scored (rate)", or a dash without scorable tests."""
     scored = counts.passed + counts.failed
     return f"{counts.passed} / {scored} ({counts.rate:.1%})" if scored else "–"
-
-
-def _percent(rate: float | None) -> str:
-    """Return a rate as a percentage, or a dash for None."""
-    return "–" if rate is None else f"{rate:.1%}"
 
 
 def _clock(seconds: float) -> str:

@@ -25,15 +25,10 @@ from grading import (  # noqa: E402
     score_card,
     unique_names,
 )
-from grading.render import (  # noqa: E402
-    gradescope_results,
-    scorecard_json,
-    scorecard_markdown,
-    summary_markdown,
-    write_outputs,
-)
+from grading.render import gradescope_results, scorecard_json, scorecard_markdown  # noqa: E402
 from grading.runner import SubmissionError, find_server, merge, run_with_timeout  # noqa: E402
 from grading.scoring import GROUPS, NOT_OFFERED, NOT_RUN  # noqa: E402
+from grading.summary import summary_markdown, write_outputs  # noqa: E402
 
 CONFORMANCE = "conformance/test_conformance.py::test_case"
 OVERLAP = "concurrency_tests/test_overlap.py::test_delayed_requests_overlap"

@@ -1,0 +1,81 @@
+"""Progress while a class is graded: one bar for the class (done, time left), one per submission.
+
+Strategy: rich draws the bars on stderr, and only on a terminal (a log or a test sees the plain
+per-submission lines alone). Lines printed while the bars are up go above them, so the one-line
+verdicts stay readable. The class bar's time left is rich's estimate from the submissions done
+so far; a submission's own bar pulses with its elapsed time, as the suite's run length is not
+known in advance. Safe to call from several grading threads at once (rich locks its state).
+"""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class ClassProgress:
+    """The progress display of one grading run; use as a context manager."""
+
+    def __init__(self, total: int, console: Console | None = None) -> None:
+        """Prepare a display for `total` submissions (drawn only if the console is a terminal)."""
+        console = console or Console(stderr=True)
+        self._submissions = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()
+        )
+        self._class = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("elapsed,"),
+            TimeRemainingColumn(),
+            TextColumn("left"),
+        )
+        self._class_task = self._class.add_task("class", total=total)
+        self._live = Live(
+            Group(self._submissions, self._class),
+            console=console,
+            redirect_stdout=sys.stdout.isatty(),
+            redirect_stderr=False,
+            transient=True,
+        )
+        self._shown = console.is_terminal
+
+    def __enter__(self) -> ClassProgress:
+        """Show the bars (on a terminal)."""
+        if self._shown:
+            self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        """Take the bars down (the printed lines stay)."""
+        if self._shown:
+            self._live.stop()
+
+    def started(self, name: str) -> TaskID:
+        """Add a pulsing bar for a submission being graded; return its handle for finished()."""
+        return self._submissions.add_task(name, total=None)
+
+    def finished(self, task: TaskID, line: str) -> None:
+        """Remove a submission's bar, print its verdict line, and count it done for the class."""
+        self._submissions.remove_task(task)
+        print(line, flush=True)
+        self._class.advance(self._class_task)

@@ -1,0 +1,135 @@
+"""Tests for the class at a glance (tools/grading/summary.py) and the progress display.
+
+Strategy: tiny Scorecards scored from hand-made records (no server runs) go through the pure
+functions that make summary.md, summary.csv and summary.html; the page is parsed back with the
+standard library's HTML parser to check its charts say what the cards say.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grading import Scorecard, score_card
+from grading.progress import ClassProgress
+from grading.summary import (
+    SUMMARY_FILES,
+    lost_items,
+    rubric_scores,
+    score_distribution,
+    summary_csv,
+    summary_html,
+    write_outputs,
+)
+
+CONFORMANCE = "conformance/test_conformance.py::test_case"
+OVERLAP = "concurrency_tests/test_overlap.py::test_delayed_requests_overlap"
+
+
+def graded(name: str, http: str, overlap: str) -> Scorecard:
+    """Return a card of one thread-mode HTTP case and one overlap test with these verdicts."""
+    records = [
+        {"nodeid": f"{CONFORMANCE}[thread-get-whole]", "verdict": http, "case_id": "get"},
+        {"nodeid": f"{OVERLAP}[thread]", "verdict": overlap},
+    ]
+    records = [record | {"mode": "thread", "tier": "required"} for record in records]
+    card = Scorecard(name, f"/subs/{name}", graded_modes=["thread"], offered_modes=["thread"])
+    return score_card(card, records)
+
+
+def invalid(name: str) -> Scorecard:
+    """Return a card that could not be graded."""
+    return Scorecard(name=name, submission=f"/subs/{name}", status="invalid", error="no server")
+
+
+def the_class() -> list[Scorecard]:
+    """Three graded students (all, HTTP only, nothing) and one that could not be graded."""
+    return [
+        graded("alice", "passed", "passed"),
+        graded("bob", "passed", "failed"),
+        graded("carol", "failed", "failed"),
+        invalid("dave"),
+    ]
+
+
+def test_csv_has_one_row_per_student_and_one_column_per_rubric_item() -> None:
+    rows = list(csv.reader(io.StringIO(summary_csv(the_class()))))
+    keys = [item.key for item in rubric_scores(the_class()[0])]
+    assert rows[0] == ["name", "total", "extra credit", *keys, "status"] and len(keys) == 2
+    by_name = {row[0]: row for row in rows[1:]}
+    assert list(by_name) == ["alice", "bob", "carol", "dave"]
+    assert by_name["alice"][1:3] == ["100.00", "0.00"]
+    bob = dict(zip(rows[0], by_name["bob"], strict=True))
+    assert float(bob["total"]) == float(bob[keys[0]]) + float(bob[keys[1]]) < 100
+    assert by_name["dave"][1] == "" and "invalid: no server" in by_name["dave"][-1]
+
+
+def test_lost_items_are_the_share_of_the_graded_class_most_lost_first() -> None:
+    bars = lost_items(the_class())
+    assert [bar.label for bar in bars] == [
+        "thread: Concurrent service under --delay",
+        "thread: HTTP conformance cases",
+    ]
+    assert [bar.text for bar in bars] == ["2 of 3", "1 of 3"]
+    assert [round(bar.share, 3) for bar in bars] == [0.667, 0.333]
+
+
+def test_distribution_counts_graded_scores_per_band() -> None:
+    bars = score_distribution(the_class())
+    assert len(bars) == 10 and bars[0].label == "0–10" and bars[-1].label == "90–100"
+    counts = {bar.label: int(bar.text) for bar in bars if bar.text != "0"}
+    assert sum(counts.values()) == 3 and counts["90–100"] == 1 and counts["0–10"] == 1
+
+
+class _Page(HTMLParser):
+    """Collects the widths of the 'lost' bars and the text of the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.widths: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        style = dict(attrs).get("style") or ""
+        if style.startswith("width:"):
+            self.widths.append(style)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_page_is_static_and_charts_what_the_class_lost() -> None:
+    cards = [*the_class(), invalid("<script>alert(1)</script>")]
+    page = summary_html(cards)
+    parser = _Page()
+    parser.feed(page)
+    text = " ".join(parser.text)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert parser.widths == ["width:66.7%", "width:33.3%"]
+    assert "5 submissions, 3 graded" in text and "median" in text
+
+
+def test_outputs_for_a_class_include_the_three_summaries(tmp_path: Path) -> None:
+    written = write_outputs(the_class(), tmp_path)
+    assert {path.name for path in written} >= set(SUMMARY_FILES)
+    assert (tmp_path / "alice" / "results.json").is_file()
+
+
+def test_progress_prints_each_verdict_and_draws_only_on_a_terminal(capsys) -> None:
+    quiet = Console(file=io.StringIO(), force_terminal=False)
+    with ClassProgress(2, console=quiet) as progress:
+        for name in ("alice", "bob"):
+            progress.finished(progress.started(name), f"{name}: 100/100")
+    assert capsys.readouterr().out == "alice: 100/100\nbob: 100/100\n"
+    assert quiet.file.getvalue() == ""
+    drawn = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with ClassProgress(1, console=drawn) as progress:
+        progress.finished(progress.started("carol"), "carol: 50/100")
+    assert "1/1" in drawn.file.getvalue()
