@@ -1,0 +1,91 @@
+"""Tests for `grade.py gradescope-bundle`: the archive, and run_autograder in a Gradescope layout.
+
+Strategy: the archive is built, then unzipped into a temporary folder laid out as Gradescope lays
+out /autograder (source/, submission/ holding a correct server, results/, and run_autograder
+copied to the top); run_autograder runs with $AUTOGRADER_ROOT pointing there and
+$AUTOGRADER_PYTHON at this interpreter, whose packages are already installed (setup.sh, which
+installs them on Gradescope's image, is not run here). The suite is narrowed to one smoke case
+in one mode, baked into the archive like any grading option.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1]
+ROOT = TOOLS.parent
+sys.path.insert(0, str(TOOLS))
+
+import grade  # noqa: E402
+
+NARROW = [
+    "--modes",
+    "thread",
+    "--tier",
+    "required",
+    "--jobs",
+    "0",
+    "--pytest-args=-k smoke-get-page",
+]
+
+
+def build(tmp_path: Path, *options: str) -> Path:
+    """Build the archive with `options` through the command line; return its path."""
+    out = tmp_path / "autograder.zip"
+    assert grade.main(["gradescope-bundle", str(out), *options]) == 0
+    return out
+
+
+def test_the_archive_holds_the_scripts_and_suite_but_not_the_reference_server(
+    tmp_path: Path,
+) -> None:
+    with zipfile.ZipFile(build(tmp_path)) as archive:
+        names = set(archive.namelist())
+        modes = {name: archive.getinfo(name).external_attr >> 16 for name in names}
+        requirements = archive.read("requirements.txt").decode()
+    assert {"setup.sh", "run_autograder", "requirements.txt", "constraints.txt"} <= names
+    assert {"tools/grade.py", "conftest.py", "pyproject.toml", "harness/plugin.py"} <= names
+    assert any(name.startswith("conformance/") for name in names)
+    assert not any(name.startswith(("httpd/", "http_server.py")) for name in names)
+    assert not any("__pycache__" in name for name in names)
+    assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
+    assert "pytest" in requirements and "rich" in requirements
+
+
+def test_bad_grading_options_fail_when_the_archive_is_made(tmp_path: Path) -> None:
+    for options in (["--tier", "all"], ["--output", "x"]):
+        with pytest.raises(SystemExit) as exit_info:
+            grade.main(["gradescope-bundle", str(tmp_path / "a.zip"), *options])
+        assert exit_info.value.code == 2
+    assert not (tmp_path / "a.zip").exists()
+
+
+@pytest.mark.heavy
+def test_run_autograder_grades_the_submission_into_results_json(tmp_path: Path) -> None:
+    autograder = tmp_path / "autograder"
+    with zipfile.ZipFile(build(tmp_path, *NARROW)) as archive:
+        archive.extractall(autograder / "source")
+    run = autograder / "run_autograder"
+    shutil.copy(autograder / "source" / "run_autograder", run)
+    submission = autograder / "submission"
+    shutil.copytree(
+        ROOT / "httpd", submission / "httpd", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(ROOT / "http_server.py", submission)
+    (autograder / "results").mkdir()
+    env = os.environ | {"AUTOGRADER_ROOT": str(autograder), "AUTOGRADER_PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(run)], env=env, capture_output=True, text=True, timeout=600)
+    results = json.loads((autograder / "results" / "results.json").read_text())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert results["score"] == 100.0, results["output"]
+    scored = [test for test in results["tests"] if "max_score" in test]
+    assert scored and sum(test["score"] for test in scored) == pytest.approx(100.0)
