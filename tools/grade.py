@@ -154,13 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grade.py: error: {exc}", file=sys.stderr)
         return 2
     options = options_from(args)
-    tag = None if args.working_tree else args.tag
     names = unique_names(submissions)
     cards = []
     with ClassProgress(len(names)) as progress:
         for index, (spec, name) in enumerate(zip(submissions, names, strict=True), start=1):
             task = progress.started(name)
-            cards.append(grade_source(spec, options, name, tag))
+            cards.append(grade_source(spec, options, name, args.tag, args.working_tree))
             write_card(cards[-1], args.output)
             progress.finished(task, verdict(cards[-1], index, len(names)))
     if len(cards) > 1:

@@ -1,10 +1,11 @@
 """Progress while a class is graded: one bar for the class (done, time left), one per submission.
 
-Strategy: rich draws the bars on stderr, and only on a terminal (a log or a test sees the plain
-per-submission lines alone). Lines printed while the bars are up go above them, so the one-line
-verdicts stay readable. The class bar's time left is rich's estimate from the submissions done
-so far; a submission's own bar pulses with its elapsed time, as the suite's run length is not
-known in advance. Safe to call from several grading threads at once (rich locks its state).
+Strategy: rich draws the bars on stderr, and only on a terminal (a log or a test sees plain
+lines instead: "grading NAME ..." on stderr, the verdict on stdout). Lines printed while the bars
+are up go above them, so the one-line verdicts stay readable. The class bar's time left is
+rich's estimate from the submissions done so far; a submission's own bar pulses with its elapsed
+time, as the suite's run length is not known in advance. Safe to call from several grading
+threads at once (rich locks its state).
 """
 
 from __future__ import annotations
@@ -71,7 +72,12 @@ class ClassProgress:
             self._live.stop()
 
     def started(self, name: str) -> TaskID:
-        """Add a pulsing bar for a submission being graded; return its handle for finished()."""
+        """Add a pulsing bar for a submission being graded (without bars, say so on stderr).
+
+        Returns: its handle for finished().
+        """
+        if not self._shown:
+            print(f"grading {name} ...", file=sys.stderr, flush=True)
         return self._submissions.add_task(name, total=None)
 
     def finished(self, task: TaskID, line: str) -> None:

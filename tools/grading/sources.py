@@ -98,18 +98,17 @@ def grade_source(
     spec: str,
     options: GradeOptions,
     name: str,
-    tag: str | None = DEFAULT_TAG,
+    tag: str = DEFAULT_TAG,
+    working_tree: bool = False,
     grade: Grader = grade_submission,
 ) -> Scorecard:
     """Grade one submission, a repository at `tag` or a folder as it is; never raises.
 
-    Args: `tag` None grades local clones as they are on disk (URLs still at DEFAULT_TAG);
-    `grade` grades a folder (the real grader by default; tests pass a stub).
+    Args: `working_tree` grades local clones as they are on disk (URLs are still cloned at
+    `tag`); `grade` grades a folder (the real grader by default; tests pass a stub).
     """
-    local = is_local_repository(spec)
-    if not is_url(spec) and not (local and tag is not None):
+    if not is_url(spec) and (working_tree or not is_local_repository(spec)):
         return grade(spec, options, name)
-    tag = tag or DEFAULT_TAG
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     try:
         with checkout(spec, tag) as (folder, commit):

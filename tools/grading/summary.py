@@ -172,14 +172,16 @@ def score_distribution(cards: Sequence[Scorecard]) -> list[Bar]:
 
 
 def lost_items(cards: Sequence[Scorecard]) -> list[Bar]:
-    """Return one bar per rubric item: the share of the submissions graded on it that lost points.
+    """Return one bar per regular rubric item: the share of the graded class that lost points.
 
     Items are sorted by that share, most lost first: what the class did not understand on top.
+    Extra-credit items are left out (not earning them is no misunderstanding).
     """
     lost: dict[str, list[bool]] = {}
     for card in cards:
         for item in rubric_scores(card) if card.graded else []:
-            lost.setdefault(item.key, []).append(item.lost)
+            if not item.extra:
+                lost.setdefault(item.key, []).append(item.lost)
     bars = [
         Bar(key, sum(flags) / len(flags), f"{sum(flags)} of {len(flags)}")
         for key, flags in lost.items()

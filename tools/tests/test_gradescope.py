@@ -69,22 +69,45 @@ def test_bad_grading_options_fail_when_the_archive_is_made(tmp_path: Path) -> No
     assert not (tmp_path / "a.zip").exists()
 
 
+def gradescope_layout(tmp_path: Path, *options: str) -> Path:
+    """Unzip a freshly built archive as Gradescope does; return the /autograder stand-in."""
+    autograder = tmp_path / "autograder"
+    with zipfile.ZipFile(build(tmp_path, *options)) as archive:
+        archive.extractall(autograder / "source")
+    shutil.copy(autograder / "source" / "run_autograder", autograder / "run_autograder")
+    (autograder / "submission").mkdir()
+    (autograder / "results").mkdir()
+    return autograder
+
+
+def run_autograder(autograder: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run run_autograder there with this interpreter; return the run and results.json."""
+    env = os.environ | {"AUTOGRADER_ROOT": str(autograder), "AUTOGRADER_PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", str(autograder / "run_autograder")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return done, json.loads((autograder / "results" / "results.json").read_text())
+
+
+def test_a_submission_without_a_server_gets_results_saying_so(tmp_path: Path) -> None:
+    autograder = gradescope_layout(tmp_path, *NARROW)
+    (autograder / "submission" / "README.md").write_text("forgot the server\n")
+    done, results = run_autograder(autograder)
+    assert results["score"] == 0.0 and "no http_server.py" in results["output"]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 @pytest.mark.heavy
 def test_run_autograder_grades_the_submission_into_results_json(tmp_path: Path) -> None:
-    autograder = tmp_path / "autograder"
-    with zipfile.ZipFile(build(tmp_path, *NARROW)) as archive:
-        archive.extractall(autograder / "source")
-    run = autograder / "run_autograder"
-    shutil.copy(autograder / "source" / "run_autograder", run)
-    submission = autograder / "submission"
-    shutil.copytree(
-        ROOT / "httpd", submission / "httpd", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(ROOT / "http_server.py", submission)
-    (autograder / "results").mkdir()
-    env = os.environ | {"AUTOGRADER_ROOT": str(autograder), "AUTOGRADER_PYTHON": sys.executable}
-    done = subprocess.run(["bash", str(run)], env=env, capture_output=True, text=True, timeout=600)
-    results = json.loads((autograder / "results" / "results.json").read_text())
+    autograder = gradescope_layout(tmp_path, *NARROW)
+    nested = autograder / "submission" / "lab6"
+    shutil.copytree(ROOT / "httpd", nested / "httpd", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "http_server.py", nested)
+    done, results = run_autograder(autograder)
     assert done.returncode == 0, done.stdout + done.stderr
     assert results["score"] == 100.0, results["output"]
     scored = [test for test in results["tests"] if "max_score" in test]

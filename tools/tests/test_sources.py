@@ -86,8 +86,8 @@ def test_a_local_clone_is_graded_at_the_tag_unless_the_working_tree_is_asked(
 ) -> None:
     work = student_repository(tmp_path, "bob")
     stub = StubGrader()
-    grade_source(str(work), OPTIONS, "bob", tag="final", grade=stub)
-    grade_source(str(work), OPTIONS, "bob", tag=None, grade=stub)
+    grade_source(str(work), OPTIONS, "bob", grade=stub)
+    grade_source(str(work), OPTIONS, "bob", working_tree=True, grade=stub)
     assert stub.seen == ["print('tagged')\n", "print('later')\n"]
 
 

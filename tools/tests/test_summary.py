@@ -127,7 +127,9 @@ def test_progress_prints_each_verdict_and_draws_only_on_a_terminal(capsys) -> No
     with ClassProgress(2, console=quiet) as progress:
         for name in ("alice", "bob"):
             progress.finished(progress.started(name), f"{name}: 100/100")
-    assert capsys.readouterr().out == "alice: 100/100\nbob: 100/100\n"
+    printed = capsys.readouterr()
+    assert printed.out == "alice: 100/100\nbob: 100/100\n"
+    assert printed.err == "grading alice ...\ngrading bob ...\n"
     assert quiet.file.getvalue() == ""
     drawn = Console(file=io.StringIO(), force_terminal=True, width=100)
     with ClassProgress(1, console=drawn) as progress:
