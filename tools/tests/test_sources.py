@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 TOOLS = Path(__file__).resolve().parents[1]
+ROOT = TOOLS.parent
 sys.path.insert(0, str(TOOLS))
 
 import grade  # noqa: E402
@@ -58,15 +60,17 @@ def bare_copy(work: Path) -> Path:
 
 
 class StubGrader:
-    """Stands in for grade_submission: records the server text it was shown."""
+    """Stands in for grade_submission: records the server text and history length it was shown."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.commits: list[str] = []
 
     def __call__(self, path: str | Path, options: GradeOptions, name: str) -> Scorecard:
         """Read the submission's http_server.py and return a graded card pointing at it."""
         server = Path(path) / "http_server.py"
         self.seen.append(server.read_text())
+        self.commits.append(git(Path(path), "rev-list", "--count", "HEAD"))
         return Scorecard(name=name, submission=str(path), server=str(server), score=100.0)
 
 
@@ -75,7 +79,7 @@ def test_a_repository_is_graded_at_its_final_tag_and_named_after_it(tmp_path: Pa
     stub = StubGrader()
     url = bare.as_uri()
     card = grade_source(url, OPTIONS, unique_names([url])[0], grade=stub)
-    assert stub.seen == ["print('tagged')\n"]
+    assert stub.seen == ["print('tagged')\n"] and stub.commits == ["1"]  # a shallow clone
     assert card.name == "lab6-alice" and card.score == 100.0
     assert card.submission.startswith(f"{url} at tag final (commit ")
     assert card.server.endswith("/http_server.py") and str(tmp_path) not in card.server.split()[-1]
@@ -110,6 +114,31 @@ def test_a_missing_tag_is_one_line_in_the_summary_and_no_score(tmp_path: Path) -
     summary = (output / "summary.md").read_text()
     assert summary.count("invalid: ") == 2 and "Traceback" not in summary
     assert "s2,,," in (output / "summary.csv").read_text()
+
+
+@pytest.mark.heavy
+def test_our_server_is_graded_for_real_from_a_repository_at_its_tag(tmp_path: Path) -> None:
+    work = tmp_path / "lab6-ours"
+    shutil.copytree(ROOT / "httpd", work / "httpd", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "http_server.py", work)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "lab 6")
+    git(work, "tag", "final")
+    url = bare_copy(work).as_uri()
+    output = tmp_path / "grades"
+    narrow = [
+        "--modes",
+        "thread",
+        "--tier",
+        "required",
+        "--jobs",
+        "0",
+        "--pytest-args=-k smoke-get-page",
+    ]
+    assert grade.main([url, "--output", str(output), *narrow]) == 0
+    card = json.loads((output / "lab6-ours" / "scorecard.json").read_text())
+    assert card["score"] == 100.0 and card["submission"].startswith(f"{url} at tag final")
 
 
 def test_an_unreachable_repository_is_one_line(tmp_path: Path) -> None:
