@@ -61,6 +61,17 @@ def test_the_archive_holds_the_scripts_and_suite_but_not_the_reference_server(
     assert "pytest" in requirements and "rich" in requirements
 
 
+def test_the_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    with zipfile.ZipFile(build(tmp_path, *NARROW)) as archive:
+        archive.extractall(tmp_path / "source", members=["setup.sh", "run_autograder"])
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    shellcheck = shutil.which("shellcheck", path=search)
+    assert shellcheck, "shellcheck is missing: pip install -e '.[test]'"
+    scripts = [str(tmp_path / "source" / name) for name in ("setup.sh", "run_autograder")]
+    done = subprocess.run([shellcheck, *scripts], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_bad_grading_options_fail_when_the_archive_is_made(tmp_path: Path) -> None:
     for options in (["--tier", "all"], ["--output", "x"]):
         with pytest.raises(SystemExit) as exit_info:
