@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--bind", default="", metavar="ADDR", help="address to listen on (default: all interfaces)"
     )
     parser.add_argument(
+        "--dotfiles",
+        action="store_true",
+        help="also serve hidden paths, whose names start with a dot (default: 404, so that a "
+        "checkout's .git or an .env is not served)",
+    )
+    parser.add_argument(
         "--timeout",
         type=number_in(0.1, 3600, float),
         default=10.0,
@@ -147,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"folder {args.folder!r} does not exist or is not a directory")
     signals = ShutdownSignals()
     listener = listen(args.bind, args.port)
-    settings = Settings(root, DELAY_SECONDS if args.delay else 0.0, args.timeout, args.workers)
+    delay = DELAY_SECONDS if args.delay else 0.0
+    settings = Settings(root, delay, args.timeout, args.workers, args.dotfiles)
     strategy = load_strategy(args.concurrency)()
     host, port = listener.getsockname()[:2]
     print(

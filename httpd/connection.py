@@ -24,12 +24,14 @@ PEER_GONE = (BrokenPipeError, ConnectionResetError, TimeoutError)
 
 @dataclass(frozen=True)
 class Settings:
-    """What every mode needs to serve: the folder, the delay, the idle timeout, the pool size."""
+    """What every mode needs to serve: the folder, the delay, the idle timeout, the pool size,
+    and whether hidden paths (a segment starting with a dot) are served."""
 
     root: str
     delay: float
     timeout: float
     workers: int | None = None
+    dotfiles: bool = False
 
 
 class ConnectionLog(logging.LoggerAdapter):
@@ -82,7 +84,7 @@ def serve_connection(conn: socket.socket, settings: Settings) -> None:
             log.debug("received %s", describe(outcome))
             if settings.delay:
                 time.sleep(settings.delay)
-            send_response(conn, respond(outcome, settings.root), log)
+            send_response(conn, respond(outcome, settings.root, settings.dotfiles), log)
             if needs_drain(outcome):
                 drain(conn)
         except PEER_GONE as error:
@@ -114,7 +116,9 @@ def send_response(conn: socket.socket, response: Response, log: logging.LoggerAd
     try:
         conn.sendall(response.head() + response.body)
         if response.file is not None:
-            conn.sendfile(response.file)
+            sent = conn.sendfile(response.file)
+            if sent < response.file_size:
+                response.log_shrunk(log, sent)
     finally:
         response.close()
     log.debug("answered %d", response.status)

@@ -38,6 +38,7 @@ class HttpError(Exception):
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+        self.method = ""  # the method, once the parser knows it: a HEAD gets no content
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,22 @@ class RequestParser:
             middle of the head), or None while more bytes are needed.
         """
         if data is None:
-            return HttpError(408, "timed out waiting for the request")
-        if not data:
-            return HttpError(400, "connection closed mid-request")
-        try:
-            return self.feed(data)
-        except HttpError as error:
-            return error
+            error = HttpError(408, "timed out waiting for the request")
+        elif not data:
+            error = HttpError(400, "connection closed mid-request")
+        else:
+            try:
+                return self.feed(data)
+            except HttpError as raised:
+                error = raised
+        error.method = self.method
+        return error
+
+    @property
+    def method(self) -> str:
+        """The first word of the request line, once a space ends it ("" before that)."""
+        word, space, _ = bytes(self._buffer).lstrip(b"\r\n").partition(b" ")
+        return word.decode("latin-1") if space else ""
 
     def _accept_line(self, line: bytes) -> None:
         """Validate one complete line of the head as soon as it has arrived."""

@@ -1,9 +1,11 @@
 """Sans-IO response planning: from a Request (or an HttpError) and a root folder to a Response.
 
 Strategy: `plan_response` maps the request target to a file strictly inside the root (decode once,
-remove dot-segments, realpath, containment check), opens it, and returns a Response whose head is
-ready to send and whose body is either small bytes or an open file the caller streams. Every error
-becomes an HTML page through one function, `error_response`. Nothing here touches a socket.
+remove dot-segments, realpath, containment check, hidden names refused unless asked for), opens
+it, and returns a Response whose head is ready to send and whose body is either small bytes or an
+open file the caller streams. Every error becomes an HTML page through one function,
+`error_response`; the folder's own 404.html passes the same containment checks as any file.
+A response to HEAD keeps its head and drops its content. Nothing here touches a socket.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ REASONS = {
     414: "URI Too Long",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
 CONTENT_TYPES = {
@@ -80,6 +83,7 @@ class Response:
     body: bytes = b""
     file: BinaryIO | None = None
     file_size: int = 0
+    path: str = ""
 
     def head(self) -> bytes:
         """Return the status line and headers, ending with the empty line."""
@@ -91,6 +95,19 @@ class Response:
         """Close the file being streamed, if any."""
         if self.file is not None:
             self.file.close()
+
+    def log_shrunk(self, log: logging.LoggerAdapter, sent: int) -> None:
+        """Log that the file ended after `sent` of its promised `file_size` bytes.
+
+        A file that shrinks while it is sent (a log being rotated) breaks the promise of its
+        Content-Length; the caller then closes the connection, which tells the client.
+        """
+        log.warning(
+            "%s shrank while being sent: closing after %d of %d bytes",
+            self.path,
+            sent,
+            self.file_size,
+        )
 
 
 def http_date(timestamp: float | None = None) -> str:
@@ -146,43 +163,55 @@ def error_response(status: int, root: str, detail: str = "") -> Response:
 
 
 def folder_error_page(root: str) -> bytes | None:
-    """Return the bytes of the root's 404.html, or None when it is missing or unusable."""
+    """Return the bytes of the root's 404.html, or None when it is missing or unusable.
+
+    It is opened like any served file (non-blocking, its real location inside the root) and
+    used only when it is a regular file: a symlink leading outside or a FIFO is ignored.
+    """
     try:
-        with open(os.path.join(root, "404.html"), "rb") as page:
-            body = page.read(ERROR_PAGE_LIMIT + 1)
-    except OSError:
+        fd = open_inside(root, "/404.html")
+    except HttpError:
         return None
+    with open(fd, "rb") as page:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        body = page.read(ERROR_PAGE_LIMIT + 1)
     return body if len(body) <= ERROR_PAGE_LIMIT else None
 
 
-def respond(outcome: Request | HttpError, root: str) -> Response:
+def respond(outcome: Request | HttpError, root: str, dotfiles: bool = False) -> Response:
     """Return the Response for a parsed request or a parse error; 500 if planning itself fails.
 
-    A response to HEAD (a 405 here) keeps its Content-Length but carries no content
-    (RFC 9110 section 9.3.2).
+    A response to HEAD (also an error answering one) keeps its Content-Length but carries no
+    content (RFC 9110 section 9.3.2).
 
     Args:
         outcome: what the parser produced.
         root: the served folder, already resolved with realpath.
+        dotfiles: serve paths with a segment starting with "." (hidden: 404 by default).
     """
     if isinstance(outcome, HttpError):
-        return error_response(outcome.status, root, outcome.detail)
-    try:
-        response = plan_response(outcome, root)
-    except Exception:
-        LOG.exception("unexpected failure while answering %s %s", outcome.method, outcome.target)
-        response = error_response(500, root, "unexpected server error")
+        response = error_response(outcome.status, root, outcome.detail)
+    else:
+        try:
+            response = plan_response(outcome, root, dotfiles)
+        except Exception:
+            LOG.exception(
+                "unexpected failure while answering %s %s", outcome.method, outcome.target
+            )
+            response = error_response(500, root, "unexpected server error")
     if outcome.method == "HEAD":
         response.body = b""
     return response
 
 
-def plan_response(request: Request, root: str) -> Response:
+def plan_response(request: Request, root: str, dotfiles: bool = False) -> Response:
     """Plan the answer to a well-formed request.
 
     Args:
         request: the parsed request.
         root: the served folder, already resolved with realpath.
+        dotfiles: serve hidden paths too.
 
     Returns:
         The Response; an open file inside it must be closed by the caller (Response.close).
@@ -190,7 +219,7 @@ def plan_response(request: Request, root: str) -> Response:
     try:
         if request.method != "GET":
             raise HttpError(405, f"{request.method} is not supported; use GET")
-        return file_response(request_path(request.target), root)
+        return file_response(request_path(request.target), root, dotfiles)
     except HttpError as error:
         return error_response(error.status, root, error.detail)
 
@@ -234,34 +263,39 @@ def remove_dot_segments(path: str) -> str:
     return "/" + "/".join(kept) + ("/" if trailing else "")
 
 
-def file_response(path: str, root: str) -> Response:
+def file_response(path: str, root: str, dotfiles: bool = False) -> Response:
     """Return the 200 (or 301) for `path` under `root`.
 
     Raises:
-        HttpError: 404 when missing, outside the root or not a regular file, 403 when unreadable.
+        HttpError: 404 when missing, outside the root, hidden (unless `dotfiles`) or not a
+            regular file, 403 when unreadable.
     """
-    fd = open_inside(root, path)
+    fd = open_inside(root, path, dotfiles)
     info = os.fstat(fd)
     if stat.S_ISREG(info.st_mode) and not path.endswith("/"):
         return file_answer(open(fd, "rb"), info, path)
     os.close(fd)
     if stat.S_ISDIR(info.st_mode) and path.endswith("/"):
-        return file_response(path + "index.html", root)
+        return file_response(path + "index.html", root, dotfiles)
     if stat.S_ISDIR(info.st_mode):
         return redirect_response(quote(path) + "/")
     raise HttpError(404, "no such file")
 
 
-def open_inside(root: str, path: str) -> int:
+def open_inside(root: str, path: str, dotfiles: bool = True) -> int:
     """Open `path` under `root` for reading; return the descriptor if it really lies inside.
 
     The real location is read back from the open descriptor (/proc/self/fd on Linux: one system
     call, where realpath makes one per path component), so a symlink that leads outside the root
     is a 404, exactly like a missing file. O_NONBLOCK keeps a FIFO from blocking the open.
+    Without `dotfiles`, a hidden name in the request path or in the real location (a symlink
+    to .git) is a 404 too.
 
     Raises:
-        HttpError: 404 when missing or outside the root, 403 when permission is denied.
+        HttpError: 404 when missing, outside the root or hidden, 403 when permission is denied.
     """
+    if not dotfiles and is_hidden(path):
+        raise HttpError(404, "no such file")
     full = os.path.join(root, path.lstrip("/"))
     try:
         fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -270,10 +304,16 @@ def open_inside(root: str, path: str) -> int:
     except (OSError, ValueError) as error:
         raise HttpError(404, "no such file") from error
     real = real_location(fd, full)
-    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+    inside = real.removeprefix(root.rstrip(os.sep) + os.sep)
+    if real != root and (inside == real or (not dotfiles and is_hidden(inside))):
         os.close(fd)
         raise HttpError(404, "no such file")
     return fd
+
+
+def is_hidden(path: str) -> bool:
+    """True when a segment of the /-separated `path` starts with a dot (.git, .env)."""
+    return any(segment.startswith(".") for segment in path.split("/"))
 
 
 def real_location(fd: int, fallback: str) -> str:
@@ -308,5 +348,5 @@ def file_answer(file: BinaryIO, info: os.stat_result, path: str) -> Response:
         with file:
             response.body = file.read(info.st_size)
         return response
-    response.file, response.file_size = file, info.st_size
+    response.file, response.file_size, response.path = file, info.st_size, path
     return response
