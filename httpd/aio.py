@@ -6,7 +6,10 @@ its side (`eof_received`) and when the connection is gone (`connection_lost`). N
 blocks: the bytes go to the same sans-IO RequestParser as in every other mode, and the waits are
 loop.call_later timers (the idle timeout, the delay before answering, the drain limit). A small
 file comes inlined in the response and goes out with its head in one write; a larger one is
-streamed by a task with loop.sendfile, a bounded chunk at a time. Shutdown: serve what is already
+streamed by a task with loop.sendfile, a bounded chunk at a time (a chunk cut short means the
+file shrank: the connection is closed). After the answer, our side is shut and what the client
+still sends is discarded until it closes, or for a bounded time: closing with unread input would
+reset the connection and destroy the answer in flight. Shutdown: serve what is already
 queued, stop listening (new connections are refused), close connections that have not sent a
 byte within a short grace, and wait for the rest.
 """
@@ -23,7 +26,6 @@ from httpd.connection import (
     Settings,
     connection_log,
     describe,
-    needs_drain,
 )
 from httpd.dispatcher import accept_burst, close_listener
 from httpd.lifecycle import SHUTDOWN_GRACE, SHUTDOWN_SIGNALS, ShutdownSignals, accept_backlog
@@ -202,7 +204,7 @@ class HttpProtocol(asyncio.Protocol):
     def _answer(self) -> None:
         """Write the response; a file too large to come inlined in its body goes from a task."""
         try:
-            response = respond(self.outcome, self.settings.root)
+            response = respond(self.outcome, self.settings.root, self.settings.dotfiles)
         except Exception:
             self.log.exception("unexpected failure")
             self.transport.abort()
@@ -223,7 +225,11 @@ class HttpProtocol(asyncio.Protocol):
             for offset in range(0, response.file_size, SENDFILE_CHUNK):
                 count = min(SENDFILE_CHUNK, response.file_size - offset)
                 async with asyncio.timeout(self.settings.timeout):
-                    await self.loop.sendfile(self.transport, response.file, offset, count)
+                    sent = await self.loop.sendfile(self.transport, response.file, offset, count)
+                if sent < count:
+                    response.log_shrunk(self.log, offset + sent)
+                    self.transport.close()
+                    return
         except (OSError, RuntimeError) as error:
             self.log.debug("client went away: %r", error)
             self.transport.abort()
@@ -233,14 +239,11 @@ class HttpProtocol(asyncio.Protocol):
         self._finish(response)
 
     def _finish(self, response: Response) -> None:
-        """The answer is written: close, or first drain what the client still sends."""
+        """The answer is written: end our side, then drain what the client still sends."""
         self.log.debug("answered %d", response.status)
-        if needs_drain(self.outcome):
-            self.draining = True
-            self.transport.write_eof()
-            self.timer = self.loop.call_later(DRAIN_SECONDS, self._close)
-        else:
-            self._close()
+        self.draining = True
+        self.transport.write_eof()
+        self.timer = self.loop.call_later(DRAIN_SECONDS, self._close)
 
     def _close(self) -> None:
         """Close once the answer is sent; a client that stops reading it gets `--timeout` s."""

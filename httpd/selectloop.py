@@ -1,10 +1,12 @@
 """The select mode: one thread, one selectors loop, each connection a small state machine.
 
-Strategy: a connection goes READING -> (waiting for the delay timer) -> WRITING -> (DRAINING) ->
+Strategy: a connection goes READING -> (waiting for the delay timer) -> WRITING -> DRAINING ->
 closed. The loop sleeps in `select` until a socket is ready or the next timer is due (a delay, or
-the once-a-second sweep that closes connections past their deadline). Nothing ever blocks:
-reads and writes are non-blocking and files go out with os.sendfile, as much as the socket
-takes at a time.
+the once-a-second sweep that ends connections past their deadline: a head that stopped coming
+gets its 408). Nothing ever blocks: reads and writes are non-blocking and files go out with
+os.sendfile, as much as the socket takes at a time. After the answer, the connection shuts its
+sending side and discards what the client still sends until it closes (or for a bounded time):
+closing with unread input would reset the connection and destroy the answer in flight.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from httpd.connection import (
     Settings,
     connection_log,
     describe,
-    needs_drain,
 )
 from httpd.dispatcher import accept_burst, close_listener
 from httpd.lifecycle import SHUTDOWN_GRACE, ShutdownSignals
@@ -173,7 +174,11 @@ class Connection:
         self.deadline = time.monotonic() + seconds
 
     def expire(self) -> None:
-        """Close a connection past its deadline (waiting for the delay has none)."""
+        """Past its deadline (waiting for the delay has none): answer 408 to a head that stopped
+        coming, close anything else."""
+        if self.state == "reading" and self.parser.started:
+            self._received(self.parser.outcome(None))
+            return
         self.log.debug("closing after the deadline, while %s", self.state)
         self.close()
 
@@ -204,7 +209,7 @@ class Connection:
         """Plan the response and start writing it."""
         if self.state != "waiting":
             return
-        self.response = respond(self.outcome, self.settings.root)
+        self.response = respond(self.outcome, self.settings.root, self.settings.dotfiles)
         self.pending = memoryview(self.response.head() + self.response.body)
         self.state = "writing"
         self._extend_deadline(self.settings.timeout)
@@ -220,9 +225,12 @@ class Connection:
                 return
         if self.offset < self.response.file_size:
             left = min(SENDFILE_CHUNK, self.response.file_size - self.offset)
-            self.offset += os.sendfile(
-                self.sock.fileno(), self.response.file.fileno(), self.offset, left
-            )
+            sent = os.sendfile(self.sock.fileno(), self.response.file.fileno(), self.offset, left)
+            if not sent:
+                self.response.log_shrunk(self.log, self.offset)
+                self.close()
+                return
+            self.offset += sent
             self._extend_deadline(self.settings.timeout)
         if self.offset < self.response.file_size:
             self._listen_for(WRITE)
@@ -230,11 +238,8 @@ class Connection:
             self._finish()
 
     def _finish(self) -> None:
-        """The answer is out: close now, or first drain what the client still sends."""
+        """The answer is out: end our side, then drain what the client still sends."""
         self.log.debug("answered %d", self.response.status)
-        if not needs_drain(self.outcome):
-            self.close()
-            return
         self.sock.shutdown(socket.SHUT_WR)
         self.state = "draining"
         self._extend_deadline(DRAIN_SECONDS)
