@@ -9,25 +9,29 @@ in-flight requests finish and returns; `abort` kills what is left after a second
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import queue
 import selectors
-import signal
 import socket
+import stat
+import sys
 import threading
 from typing import NoReturn
 
-from httpd.connection import Settings, serve_connection
+from httpd.connection import RECV_SIZE, Settings, serve_connection
 from httpd.dispatcher import Dispatcher, close_listener, settle
 from httpd.lifecycle import ShutdownSignals, become_worker, signals_blocked
+from httpd.responses import error_response
 
 LOG = logging.getLogger("http_server")
 FORK = multiprocessing.get_context("fork")
 DEFAULT_THREADS = 16
 DEFAULT_PROCESSES = max(4, os.cpu_count() or 1)
 JOIN_SLICE = 0.1
+FORK_PIPE_ENDS = 4
 
 
 class DispatchStrategy:
@@ -67,19 +71,30 @@ class SingleStrategy(DispatchStrategy):
 
 
 class ThreadStrategy(DispatchStrategy):
-    """A new threading.Thread per connection; all of them joined at shutdown."""
+    """A new threading.Thread per connection; all of them joined at shutdown.
+
+    When no thread can be started (a thread or memory limit), the connection is answered 503
+    and the server goes on: running out of threads must not end the server.
+    """
 
     def start(self) -> None:
         """Start with no threads, all of them to run on one CPU."""
         share_one_cpu()
         self.threads: set[threading.Thread] = set()
+        self.refusals = Refusals(self.settings)
 
     def dispatch(self, conn: socket.socket) -> None:
-        """Start a thread that serves `conn`."""
+        """Start a thread that serves `conn` (or refuse `conn` when none can start)."""
         thread = threading.Thread(target=self._serve, args=(conn,), name=f"conn-{conn.fileno()}")
         self.threads.add(thread)
-        with signals_blocked():
-            thread.start()
+        try:
+            with signals_blocked():
+                thread.start()
+        except RuntimeError as error:
+            self.threads.discard(thread)
+            self.refusals.refuse(conn, f"cannot start a thread ({error})")
+            return
+        self.refusals.recovered()
 
     def _serve(self, conn: socket.socket) -> None:
         """Thread body: serve, then forget this thread (the set holds only live ones)."""
@@ -127,35 +142,40 @@ class ThreadPoolStrategy(DispatchStrategy):
 
 
 class ProcessStrategy(DispatchStrategy):
-    """A new child per connection, forked with os.fork and reaped as soon as it exits.
+    """A new multiprocessing.Process (fork context) per connection, reaped as soon as it exits.
 
-    Plain os.fork rather than multiprocessing.Process: a child lives for one request, and
-    multiprocessing's start-up and clean-up would double what it costs. The parent watches each
-    child's exit through a pipe whose write end only that child holds: the read end reports
-    end-of-file the moment the child exits.
+    The lab allows only threading.Thread and multiprocessing.Process; the fork context starts a
+    child without re-importing anything, and the child leaves with os._exit once it has served,
+    skipping multiprocessing's clean-up (it has nothing to flush but stderr). The parent watches
+    each child's `sentinel`, which becomes readable the moment the child exits, and keeps the
+    child in `children` until it is joined, so a second Ctrl-C can still kill it. When no
+    process can be started (a process limit), the connection is answered 503.
     """
 
     def start(self) -> None:
-        """Start with no children (`children` maps each exit pipe's read end to the child's pid)."""
-        self.children: dict[int, int] = {}
+        """Start with no children (`children` maps each child's sentinel to the child)."""
+        self.children: dict[int, multiprocessing.process.BaseProcess] = {}
+        self.refusals = Refusals(self.settings)
 
     def dispatch(self, conn: socket.socket) -> None:
-        """Fork a child that serves `conn`; the parent closes its copy and watches for the exit."""
-        exit_reader, exit_writer = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(exit_reader)
-            self._serve_in_child(conn)
-        os.close(exit_writer)
+        """Start a child that serves `conn`; the parent closes its copy and watches for the exit."""
+        child = FORK.Process(
+            target=self._serve_in_child, args=(conn,), name=f"conn-{conn.fileno()}"
+        )
+        try:
+            start_closing_leaks(child)
+        except OSError as error:
+            self.refusals.refuse(conn, f"cannot start a process ({error})")
+            return
+        self.refusals.recovered()
         conn.close()
-        self.children[exit_reader] = pid
-        self.dispatcher.watch(exit_reader, self._reap)
+        self.children[child.sentinel] = child
+        self.dispatcher.watch(child.sentinel, self._reap)
 
     def _serve_in_child(self, conn: socket.socket) -> NoReturn:
         """Child body: drop the parent's descriptors and signal duties, serve, and exit at once.
 
-        os._exit skips the interpreter's clean-up: the child has nothing to flush or finalise
-        (its log lines are written as they happen), and the exit status is 0 only if it served.
+        The exit status is 0 only if the connection was served.
         """
         status = 1
         try:
@@ -164,24 +184,25 @@ class ProcessStrategy(DispatchStrategy):
             serve_connection(conn, self.settings)
             status = 0
         finally:
+            sys.stderr.flush()
             os._exit(status)
 
-    def _reap(self, exit_reader: int) -> None:
-        """A child exited: collect it so that no zombie is left."""
-        self.dispatcher.unwatch(exit_reader)
-        os.close(exit_reader)
-        os.waitpid(self.children.pop(exit_reader), 0)
+    def _reap(self, sentinel: int) -> None:
+        """A child exited (or, at shutdown, is still serving): join it, then forget it."""
+        self.dispatcher.unwatch(sentinel)
+        child = self.children[sentinel]
+        child.join()
+        del self.children[sentinel]
+        child.close()
 
     def stop(self) -> None:
         """Wait for every child still serving."""
-        for exit_reader in list(self.children):
-            self._reap(exit_reader)
+        for sentinel in list(self.children):
+            self._reap(sentinel)
 
     def abort(self) -> None:
         """Kill every child still serving."""
-        for pid in self.children.values():
-            os.kill(pid, signal.SIGKILL)
-        self.stop()
+        kill_all(self.children.values())
 
 
 class ProcessPoolStrategy:
@@ -264,6 +285,60 @@ class ProcessPoolStrategy:
     def abort(self) -> None:
         """Kill every worker."""
         kill_all(self.workers.values())
+
+
+class Refusals:
+    """Answers 503 to connections no thread or process could be started for; logs once a streak.
+
+    The connection's request has arrived (the dispatcher hands over only readable ones): it is
+    read, so that closing does not reset the answer, then answered without blocking.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        """Start outside any streak of refusals."""
+        self.settings = settings
+        self.refusing = False
+
+    def refuse(self, conn: socket.socket, reason: str) -> None:
+        """Answer 503 to `conn` and close it; log `reason` if this starts a streak."""
+        if not self.refusing:
+            LOG.warning("%s: answering 503 until a worker can start again", reason)
+        self.refusing = True
+        response = error_response(503, self.settings.root, "the server is out of workers")
+        with conn:
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                conn.recv(RECV_SIZE)
+            with contextlib.suppress(OSError):
+                conn.send(response.head() + response.body)
+
+    def recovered(self) -> None:
+        """A worker started again: the next refusal is logged."""
+        self.refusing = False
+
+
+def start_closing_leaks(process: multiprocessing.process.BaseProcess) -> None:
+    """Start `process`; if the fork fails, close the two pipes multiprocessing leaks then.
+
+    The fork context (CPython's popen_fork) opens two pipes just before it forks and does not
+    close them when os.fork raises: four descriptors lost per failure, under a process limit
+    four per refused connection. Nothing else opens a descriptor in between, so they take the
+    four lowest free numbers, which are found beforehand by opening /dev/null four times.
+
+    Raises:
+        OSError: the fork failed (BlockingIOError at a process limit).
+    """
+    free = [os.open(os.devnull, os.O_RDONLY) for _ in range(FORK_PIPE_ENDS)]
+    for fd in free:
+        os.close(fd)
+    try:
+        process.start()
+    except OSError:
+        for fd in free:
+            with contextlib.suppress(OSError):
+                if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    os.close(fd)
+        raise
 
 
 def receive_connections(inbox: socket.socket, limit: int | None = None) -> list[socket.socket]:
