@@ -130,7 +130,10 @@ def drain(conn: socket.socket) -> None:
     Closing with unread data makes the kernel send a reset, which can destroy the response the
     client has not read yet; reading until the client closes lets it read the answer first.
     """
-    conn.shutdown(socket.SHUT_WR)
+    try:
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        return  # the client is gone already (it closed in the middle of its head)
     deadline = time.monotonic() + DRAIN_SECONDS
     received = 0
     while received < DRAIN_LIMIT and (left := deadline - time.monotonic()) > 0:
