@@ -40,6 +40,8 @@ class HttpError(Exception):
 class Handler:
     """Serves one connection: read a request, send one response, close."""
 
+    head_timeout = 10.0
+
     def __init__(self, conn: socket.socket, root: Path, delay: bool) -> None:
         self.conn, self.root, self.delay = conn, root, delay
 
@@ -55,8 +57,8 @@ class Handler:
             self.close()
 
     def read_head(self) -> bytes | None:
-        """Read up to the blank line; None if the client closes first."""
-        self.conn.settimeout(10)
+        """Read up to the blank line (head_timeout s per recv); None if the client closes first."""
+        self.conn.settimeout(self.head_timeout)
         buffer = b""
         while b"\r\n\r\n" not in buffer and len(buffer) < 65536:
             data = self.conn.recv(4096)
