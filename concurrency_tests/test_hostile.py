@@ -81,12 +81,8 @@ PENDING_FIXES = {
         "issue 10 item 4: pool workers wait on slow readers (pools)",
     ),
     "test_stray_bytes_after_the_head_do_not_cut_the_response": (
-        ("thread", "thread-pool", "process", "process-pool", "async", "select", "single"),
-        "issue 10 item 5: closing with unread input resets (robust)",
-    ),
-    "test_shrinking_file_ends_the_response": (
-        ("select",),
-        "issue 10 item 2: os.sendfile returning 0 taken as progress (robust)",
+        ("thread", "thread-pool", "process", "process-pool", "single"),
+        "issue 10 item 5: blocking modes drain only after an error or a body (needs_drain)",
     ),
 }
 
