@@ -11,13 +11,25 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
 from grading import GradeOptions, Scorecard, SubmissionError, classroom, gradescope
 from grading.progress import ClassProgress
-from grading.render import scoring_rules, write_card
+from grading.render import SCORING_RULES, score_line, write_card
+from grading.rubric import (
+    DEFAULT_LAB,
+    Rubric,
+    RubricError,
+    labs,
+    load_rubric,
+    rubric_path,
+    rubric_table,
+    rubric_toml,
+)
 from grading.sources import DEFAULT_TAG, expand, grade_source, unique_names
 from grading.summary import write_summary
 
@@ -30,12 +42,20 @@ submission's output folder (named after its folder or repository, made unique: a
 holds scorecard.md, scorecard.json and Gradescope's results.json; when several are graded,
 summary.md, summary.csv (the gradebook: one row per student, one column per rubric item) and
 summary.html (charts: score distribution, share of the class that lost each item) go beside them.
+A submission's benchmark.md (beside http_server.py) is read for the benchmark item.
+
+Course years (--lab): seed (lab 6: thread, process required; thread-pool, process-pool, async
+extra credit), later (lab 6: thread, thread-pool, select required; Python 3.12), lab5 (the
+single-threaded HTTP server: no -c, default port 8084). --print-rubric prints a rubric as TOML;
+edit a copy and pass it with --rubric FILE.
 
 Subcommands (the first word; a submission folder of that name: write ./NAME):
   grade.py gradescope-bundle OUT.zip [GRADING OPTIONS]   Gradescope's autograder archive
   grade.py classroom-result RESULTS.json                 GitHub Classroom's reporter input
 
-{scoring_rules()}
+{rubric_table(load_rubric(rubric_path(DEFAULT_LAB)))}
+
+{SCORING_RULES}
 
 Exit status: 0 when every submission was graded (whatever its score; a timed-out run is graded
 on what finished); 1 when any could not be graded (missing path, no http_server.py, not a Python
@@ -51,15 +71,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("submissions", nargs="+", metavar="SUBMISSION")
+    parser.add_argument("submissions", nargs="*", metavar="SUBMISSION")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--lab",
+        choices=labs(),
+        default=DEFAULT_LAB,
+        help=f"course year whose rubric grades (default {DEFAULT_LAB})",
+    )
+    chosen.add_argument("--rubric", type=Path, metavar="FILE", help="grade by this rubric file")
     parser.add_argument(
-        "--modes", type=_modes, default=(), help="modes to grade (default: the required modes)"
+        "--print-rubric", action="store_true", help="print the chosen rubric as TOML and exit"
+    )
+    parser.add_argument(
+        "--modes",
+        type=_modes,
+        default=(),
+        help="modes to run (default: the rubric's required and extra-credit modes)",
     )
     parser.add_argument(
         "--required-modes",
         type=_modes,
-        default=("thread", "process"),
-        help="modes the lab demands (default thread,process; later lab: thread,thread-pool,select)",
+        default=(),
+        help="override the rubric's required modes, e.g. thread,thread-pool,async",
     )
     parser.add_argument(
         "--tier",
@@ -72,8 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--python",
-        default=sys.executable,
-        help="interpreter that runs the servers (default: this one)",
+        default="",
+        help="interpreter running the servers (default: the rubric's python, else this one)",
     )
     parser.add_argument(
         "--jobs", type=_count, default=4, help="xdist workers per submission (default 4; 0: none)"
@@ -101,7 +135,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="grade local clones as they are on disk, not at --tag (URLs are still cloned)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.submissions and not args.print_rubric:
+        parser.error("name at least one SUBMISSION (or --print-rubric)")
+    try:
+        args.rubric = chosen_rubric(args)
+        args.python = interpreter(args.python, args.rubric)
+    except RubricError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def chosen_rubric(args: argparse.Namespace) -> Rubric:
+    """Return the rubric of --rubric FILE or --lab NAME, with --required-modes applied."""
+    rubric = load_rubric(args.rubric or rubric_path(args.lab))
+    if args.required_modes:
+        rubric = dataclasses.replace(rubric, required_modes=args.required_modes)
+    return rubric
+
+
+def interpreter(python: str, rubric: Rubric) -> str:
+    """Return --python, else the rubric's interpreter (if installed), else this one."""
+    if python or not rubric.python:
+        return python or sys.executable
+    found = shutil.which(rubric.python)
+    if not found:
+        raise RubricError(
+            f"rubric {rubric.name!r} runs servers with {rubric.python}, which is "
+            "not installed here: pass --python"
+        )
+    return found
 
 
 def _modes(text: str) -> tuple[str, ...]:
@@ -122,8 +185,8 @@ def _count(text: str) -> int:
 def options_from(args: argparse.Namespace) -> GradeOptions:
     """Return the GradeOptions the parsed command line asks for."""
     return GradeOptions(
+        rubric=args.rubric,
         modes=args.modes,
-        required_modes=args.required_modes,
         tier=args.tier,
         python=args.python,
         jobs=args.jobs,
@@ -134,9 +197,7 @@ def options_from(args: argparse.Namespace) -> GradeOptions:
 
 def verdict(card: Scorecard, index: int, total: int) -> str:
     """Return the one line telling how a submission was graded."""
-    outcome = (
-        f"{card.score:.2f}/100 ({card.status})" if card.graded else f"NOT GRADED: {card.error}"
-    )
+    outcome = f"{score_line(card)} ({card.status})" if card.graded else f"NOT GRADED: {card.error}"
     return f"[{index}/{total}] {card.name}: {outcome} in {card.duration:.0f} s"
 
 
@@ -148,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["classroom-result"]:
         return classroom.main(argv[1:])
     args = parse_args(argv)
+    if args.print_rubric:
+        print(rubric_toml(args.rubric), end="")
+        return 0
     try:
         submissions = expand(args.submissions)
     except SubmissionError as exc:

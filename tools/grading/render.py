@@ -1,10 +1,12 @@
-"""Write a Scorecard as scorecard.md, scorecard.json and Gradescope's results.json."""
+"""Write a Scorecard as scorecard.md, scorecard.json, timeline.png and Gradescope's results.json.
 
-# Strategy: every output is a pure function of Scorecards (text or a JSON-ready dict), so tests
-# check them without running anything; write_* only put them on disk. Markdown shows counts and
-# points first, then failures grouped by requirement with what was sent and what came back,
-# truncated; the JSON files carry everything. The scoring rules are told once, from GROUPS.
-# The class-wide files (summary.md, .csv, .html) are summary.py's.
+Strategy: every output is a pure function of Scorecards (text, bytes or a JSON-ready dict), so
+tests check them without running anything; write_* only put them on disk. The Markdown is for a
+student: the rubric table (item, points, earned, one-line reason), then each lost item with the
+lab's sentence and at most three examples (what was sent, what came back, what was expected),
+the server-wide findings, the delayed clients' timelines, and one paragraph on what is not
+scored. Everything else (every failing check, skips, the run's log tail) is in scorecard.json.
+"""
 
 from __future__ import annotations
 
@@ -14,170 +16,158 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .scoring import (
-    ANY_MODE,
-    GRADED,
-    GROUPS,
-    REPORTED_TIER,
-    SCORED_TIER,
-    Failure,
-    ModeResult,
-    Scorecard,
-    Tally,
-)
+from .findings import Example, Finding
+from .scoring import EARNED, ItemResult, Scorecard
+from .timeline import timeline_png, timeline_text
 
-SHOWN_FAILURES, DETAIL_LINES, LINE_CHARS = 100, 25, 240
-GRADESCOPE_LINES = 40
+TIMELINE_PNG, LISTED_FAILING = "timeline.png", 8
+SCORING_RULES = """\
+How an item is decided: only required-tier checks (the lab's own rules) count; each check
+belongs to one item. An item is lost when more of its checks fail than it forgives (a check
+counts once, whatever its variants and modes), when -h does not offer a mode it needs, when no
+check of it ran, or (benchmark, extra credit) when benchmark.md has no line naming the mode with
+a number. Recommended-tier checks (RFC 9110/9112, good practice) are reported, never scored."""
 
 
-def scoring_rules() -> str:
-    """Return how the score is computed, with the weight table (for --help and scorecards)."""
-    weights = "\n".join(f"  {g.weight:>5g}  {g.name} ({', '.join(g.patterns)})" for g in GROUPS)
-    return f"""\
-Scoring (out of 100):
-- Only the required tier (the lab's own rules) is scored; the recommended tier (RFC 9110/9112
-  and good practice) is reported beside it, not scored.
-- Each graded mode (--modes, default --required-modes) is worth an equal share. A graded mode
-  the server's -h does not list under -c {{...}} scores 0 for that mode, with a note.
-- In a mode, a conformance case counts once, its variants (whole, bytewise, ...) together; any
-  other test counts once, its parametrizations together. It earns the share of its tests that
-  passed. Errors and tests a timed-out run never reached count as failed; skipped tests are not
-  counted but are listed.
-- A requirement group scores the mean of its cases and tests; a mode, the weighted mean of its
-  groups. A group with nothing scorable in a mode drops out; the others share its weight.
-Weights per mode (a test is in the first group matching its file::function):
-{weights}"""
+def score_line(card: Scorecard) -> str:
+    """Return the score in words: "87 / 100 + 5 extra credit (of 15)"."""
+    regular = card.score - card.extra_score
+    text = f"{_points(regular)} / {_points(card.max_score)}"
+    return text + (
+        f" + {_points(card.extra_score)} extra credit (of {_points(card.extra_max)})"
+        if card.extra_max
+        else ""
+    )
 
 
 # --- scorecard.md -----------------------------------------------------------------------------
 
 
 def scorecard_markdown(card: Scorecard) -> str:
-    """Return the human scorecard: facts, notes, modes, groups, rules, failures, skips."""
-    parts = [_facts(card), _notes(card)]
+    """Return the student's scorecard: score, notes, rubric table, lost items, findings, rest."""
+    parts = [_heading(card), _notes(card)]
     if card.graded:
-        parts += [_mode_table(card), _group_table(card, SCORED_TIER)]
-        parts += [_group_table(card, REPORTED_TIER), _rules()]
-        parts += [_failures(card, SCORED_TIER), _failures(card, REPORTED_TIER), _skips(card)]
+        parts += [_item_table(card), _lost_items(card), _findings(card), _timelines(card)]
+        parts.append(_not_scored(card))
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def _facts(card: Scorecard) -> str:
-    """Return the title and the table of facts about the run."""
-    status = card.status if card.graded else f"could not be graded: {card.error}"
-    if card.error and card.graded:
-        status += f" ({card.error})"
-    rows = [
-        ("submission", f"`{card.server or card.submission}`"),
-        ("status", status),
-        ("**score**", f"**{card.score:.2f} / {card.max_score:g}** (required tier)"),
-        ("graded modes", ", ".join(card.graded_modes)),
-        ("modes offered in `-h`", ", ".join(card.offered_modes) or "none"),
-        ("run", f"tier {card.tier}; server run by `{card.python}`; took {_clock(card.duration)}"),
-        ("started", card.started),
-    ]
-    return f"# Scorecard: {card.name}\n\n" + _table(("", ""), rows)
+def _heading(card: Scorecard) -> str:
+    """Return the title and one line of facts."""
+    if not card.graded:
+        return f"# Scorecard: {card.name}\n\nCould not be graded: {card.error}"
+    status = "" if card.status == "graded" else f" · **{card.status}**"
+    facts = (
+        f"**{score_line(card)}**{status} · rubric `{card.lab}` ({card.rubric}) · modes graded: "
+        f"{', '.join(card.graded_modes) or 'none'} · {_clock(card.duration)}"
+    )
+    return f"# Scorecard: {card.name}\n\n{facts}"
 
 
 def _notes(card: Scorecard) -> str:
     """Return the notes as a bullet list (empty when there are none)."""
-    return "## Notes\n\n" + "\n".join(f"- {note}" for note in card.notes) if card.notes else ""
+    return "\n".join(f"- {note}" for note in card.notes)
 
 
-def _mode_table(card: Scorecard) -> str:
-    """Return the per-mode table: status, points, pass counts per tier, skips."""
+def _item_table(card: Scorecard) -> str:
+    """Return the rubric table: one row per item, extra credit last, then the total."""
     rows = [
         (
-            mode.mode,
-            mode.status,
-            f"{mode.points:.2f} / {mode.max_points:.2f}",
-            _passed(mode.required),
-            _passed(mode.recommended),
-            str(mode.required.skipped + mode.recommended.skipped),
+            f"{item.id}{' (extra)' if item.extra else ''}",
+            _points(item.points),
+            _points(item.earned) if item.status == EARNED else f"**{_points(item.earned)}**",
+            item.reason,
         )
-        for mode in card.modes
+        for item in card.items
     ]
-    header = ("mode", "status", "points", "required passed", "recommended passed", "skipped")
-    return "## Modes\n\n" + _table(header, rows)
+    rows.append(("**total**", _points(card.max_score), f"**{score_line(card)}**", ""))
+    return _table(("item", "points", "earned", "why"), rows)
 
 
-def _group_table(card: Scorecard, tier: str) -> str:
-    """Return one row per requirement group, one column per mode, for `tier`."""
-    graded = [mode for mode in card.modes if mode.status == GRADED]
-    if not graded:
+def _lost_items(card: Scorecard) -> str:
+    """Return, for each lost item, the lab sentence and at most three examples."""
+    lost = card.lost
+    if not lost:
         return ""
-    rows = [
-        (group.name, f"{group.weight:g}", *(_group_cell(mode, group.name, tier) for mode in graded))
-        for group in GROUPS
-    ]
-    rows = [row for row in rows if any(cell != "–" for cell in row[2:])]
-    title = "scored" if tier == SCORED_TIER else "reported, not scored"
-    header = ("group", "weight", *(mode.mode for mode in graded))
-    return f"## Requirement groups, {tier} tier ({title})\n\n" + _table(header, rows)
+    sections = ["## What lost points"]
+    for item in lost:
+        lines = [f"### {item.id}: {item.title} (−{_points(item.points)})", ""]
+        lines += [f"> {quote}" for quote in item.quotes[:1]]
+        lines += ["", item.reason]
+        lines += [_example_block(example) for example in item.examples]
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
 
 
-def _group_cell(mode: ModeResult, name: str, tier: str) -> str:
-    """Return one group's cell: share of credit, fully passed items, and points if scored."""
-    groups = mode.groups if tier == SCORED_TIER else mode.recommended_groups
-    group = next((g for g in groups if g.group == name), None)
-    if group is None:
-        return "–"
-    cell = f"{group.fraction:.1%} ({group.items_passed}/{group.items} fully passed)"
-    return cell + (f", {group.points:.2f} pts" if tier == SCORED_TIER else "")
+def _example_block(example: Example) -> str:
+    """Return one example as a fenced block: the check, what was sent, got and expected."""
+    rows = [("check", f"{example.check} (mode {example.mode})")]
+    rows += [("sent", example.request), ("got", example.response)]
+    rows += [("expected", example.expected), ("server", example.exit_status)]
+    rows += [("stderr", example.stderr_tail)]
+    text = "\n".join(_labelled(label, value) for label, value in rows if value)
+    return "\n" + _fenced(text)
 
 
-def _rules() -> str:
-    """Return the scoring rules as a Markdown section."""
-    return "## How the score is computed\n\n```text\n" + scoring_rules() + "\n```"
-
-
-def _failures(card: Scorecard, tier: str) -> str:
-    """Return the failures of `tier`, grouped by requirement, the first SHOWN_FAILURES in full."""
-    failures = [failure for failure in card.failures if failure.tier == tier]
-    if not failures:
+def _findings(card: Scorecard) -> str:
+    """Return the server-wide findings, each once, with its example."""
+    if not card.findings:
         return ""
-    lines = [f"## Failures, {tier} tier ({len(failures)})"]
-    requirement = None
-    for failure in failures[:SHOWN_FAILURES]:
-        if failure.requirement != requirement:
-            requirement = failure.requirement
-            lines.append(f"### {requirement}")
-        lines.append(_failure_entry(failure))
-    if len(failures) > SHOWN_FAILURES:
-        lines.append(f"…and {len(failures) - SHOWN_FAILURES} more, all in scorecard.json.")
+    lines = ["## Found once for the whole server"]
+    lines += [_finding_entry(finding) for finding in card.findings]
     return "\n\n".join(lines)
 
 
-def _failure_entry(failure: Failure) -> str:
-    """Return one failure: name, mode, failing variants, problem, and the exchange, truncated."""
-    variants = ", ".join(failure.variants)
-    head = f"- **{failure.name}** (mode {failure.mode}; failed: {variants}): {failure.problem}"
-    details = failure.details.partition("\n")[2].strip("\n")
-    return head + ("\n\n" + _indent(_fenced(_truncate(details)), "  ") if details else "")
+def _finding_entry(finding: Finding) -> str:
+    """Return one finding: its id, modes, summary and example."""
+    head = f"- **{finding.id}** ({', '.join(finding.modes)}): {finding.summary}"
+    return head + (_indent(_example_block(finding.example), "  ") if finding.example else "")
 
 
-def _skips(card: Scorecard) -> str:
-    """Return the skipped tests grouped by reason (empty when none)."""
-    if not card.skipped:
+def _timelines(card: Scorecard) -> str:
+    """Return the delayed clients' timelines: the PNG and the same as text."""
+    if not card.timelines:
         return ""
-    rows = [(str(skip.count), _cell(skip.reason), f"`{skip.example}`") for skip in card.skipped]
-    return "## Skipped, not counted\n\n" + _table(("tests", "reason", "for example"), rows)
+    text = timeline_text(card.timelines)
+    return f"## Delayed clients, per mode\n\n![timelines]({TIMELINE_PNG})\n\n" + _fenced(text)
 
 
-# --- JSON ---------------------------------------------------------------------------------------
+def _not_scored(card: Scorecard) -> str:
+    """Return one paragraph on what was checked but not scored, and where the details are."""
+    recommended = card.recommended
+    lines = ["## Not scored"]
+    counted = recommended.passed + recommended.failed
+    if counted:
+        failing = recommended.failing[:LISTED_FAILING]
+        more = len(recommended.failing) - len(failing)
+        listed = ", ".join(failing) + (f" and {more} more" if more else "")
+        lines.append(
+            f"Recommended tier (RFC 9110/9112, good practice): {recommended.passed} of {counted} "
+            "checks passed" + (f"; failing: {listed}." if failing else ".")
+        )
+    skipped = sum(skip.count for skip in card.skipped)
+    if skipped:
+        lines.append(f"Skipped, not counted: {skipped} ({_cell(card.skipped[0].reason)[:120]}).")
+    lines.append(SCORING_RULES.replace("\n", " "))
+    lines.append("Every check and every detail: `scorecard.json`.")
+    return "\n\n".join(lines)
+
+
+# --- JSON -----------------------------------------------------------------------------------------
 
 
 def scorecard_json(card: Scorecard) -> dict:
-    """Return the machine scorecard: every field of the Scorecard, plus the weights used."""
-    weights = [{"group": g.name, "weight": g.weight, "patterns": list(g.patterns)} for g in GROUPS]
-    return dataclasses.asdict(card) | {"weights": weights}
+    """Return the machine scorecard: every field of the Scorecard."""
+    return dataclasses.asdict(card)
 
 
 def gradescope_results(card: Scorecard) -> dict:
-    """Return Gradescope's results.json: the score, one scored test per mode and group."""
-    tests = [test for mode in card.modes for test in _gradescope_tests(card, mode)]
+    """Return Gradescope's results.json: the score, one test per rubric item, one unscored test."""
+    tests = [_gradescope_item(item) for item in card.items] if card.graded else []
+    if card.graded:
+        tests.append(_gradescope_recommended(card))
     return {
-        "score": card.score,
+        "score": card.score if card.graded else 0.0,
         "execution_time": round(card.duration),
         "output": _gradescope_output(card),
         "visibility": "visible",
@@ -187,71 +177,56 @@ def gradescope_results(card: Scorecard) -> dict:
 
 
 def _gradescope_output(card: Scorecard) -> str:
-    """Return the submission-wide text: status, score, notes."""
+    """Return the submission-wide text: score, notes and findings."""
     if not card.graded:
         return f"Could not grade this submission: {card.error}"
-    lines = [f"Score {card.score:.2f} / {card.max_score:g} ({card.status}; required tier)."]
-    return "\n".join(lines + [f"- {note}" for note in card.notes])
+    lines = [f"Score {score_line(card)} (rubric {card.lab}; {card.status})."]
+    lines += [f"- {note}" for note in card.notes]
+    lines += [f"- found once: {f.id} ({', '.join(f.modes)}): {f.summary}" for f in card.findings]
+    return "\n".join(lines)
 
 
-def _gradescope_tests(card: Scorecard, mode: ModeResult) -> list[dict]:
-    """Return a mode's Gradescope tests: scored groups (or one zero), then the recommended tier."""
-    if not mode.groups:
-        why = "not offered by -h" if mode.status != GRADED else "no scorable required test ran"
-        return [_gs_test(f"{mode.mode}: mode", 0.0, mode.max_points, f"Mode {mode.mode}: {why}.")]
-    tests = [
-        _gs_test(
-            f"{mode.mode}: {group.group}",
-            group.points,
-            group.max_points,
-            _failure_list(card, mode.mode, group.group, SCORED_TIER),
-        )
-        for group in mode.groups
-    ]
-    text = f"{_passed(mode.recommended)} tests passed.\n" + _failure_list(
-        card, mode.mode, None, REPORTED_TIER
-    )
-    status = "passed" if mode.recommended.failed == 0 else "failed"
-    name = f"{mode.mode}: recommended tier (not scored)"
-    return [*tests, {"name": name, "status": status, "output": text, "visibility": "visible"}]
-
-
-def _gs_test(name: str, score: float, max_score: float, output: str) -> dict:
-    """Return one scored Gradescope test."""
-    status = "passed" if score >= max_score - 1e-9 else "failed"
+def _gradescope_item(item: ItemResult) -> dict:
+    """Return one rubric item as a scored Gradescope test, with the request that lost it."""
+    lines = [item.reason]
+    if item.status != EARNED:
+        lines += [f"Lab: {quote}" for quote in item.quotes[:1]]
+        lines += ["", *(_example_block(example).strip("\n") for example in item.examples)]
     return {
-        "name": name,
-        "score": round(score, 2),
-        "max_score": round(max_score, 2),
-        "status": status,
-        "output": output,
+        "name": f"{item.id}{' (extra credit)' if item.extra else ''}: {item.title}",
+        "score": item.earned,
+        "max_score": item.points,
+        "status": "passed" if item.status == EARNED else "failed",
+        "output": "\n".join(lines).strip(),
         "visibility": "visible",
     }
 
 
-def _failure_list(card: Scorecard, mode: str, group: str | None, tier: str) -> str:
-    """Return one line per failure of a mode (and group) and tier, at most GRADESCOPE_LINES."""
-    failures = [
-        f
-        for f in card.failures
-        if f.tier == tier and f.mode in (mode, ANY_MODE) and group in (None, f.group)
-    ]
-    lines = [f"- {f.name} [{', '.join(f.variants)}]: {f.problem}" for f in failures]
-    if len(lines) > GRADESCOPE_LINES:
-        lines[GRADESCOPE_LINES:] = [f"...and {len(lines) - GRADESCOPE_LINES} more failures"]
-    return "\n".join(lines) or "All passed."
+def _gradescope_recommended(card: Scorecard) -> dict:
+    """Return the unscored test summing up the recommended tier."""
+    recommended = card.recommended
+    counted = recommended.passed + recommended.failed
+    failing = "\n".join(f"- {name}" for name in recommended.failing[:40])
+    return {
+        "name": "recommended tier (not scored)",
+        "status": "passed" if not recommended.failed else "failed",
+        "output": f"{recommended.passed} of {counted} checks passed.\n{failing}".strip(),
+        "visibility": "visible",
+    }
 
 
 # --- files --------------------------------------------------------------------------------------
 
 
 def write_card(card: Scorecard, output: Path) -> Path:
-    """Write scorecard.md, scorecard.json and results.json into output/<card.name>/; return it."""
+    """Write scorecard.md, scorecard.json, results.json (and timeline.png) into output/<name>/."""
     folder = output / card.name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "scorecard.md").write_text(scorecard_markdown(card), encoding="utf-8")
     _write_json(folder / "scorecard.json", scorecard_json(card))
     _write_json(folder / "results.json", gradescope_results(card))
+    if card.timelines:
+        (folder / TIMELINE_PNG).write_bytes(timeline_png(card.timelines))
     return folder
 
 
@@ -274,10 +249,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _passed(counts: Tally) -> str:
-    """Return "passed / scored (rate)", or a dash without scorable tests."""
-    scored = counts.passed + counts.failed
-    return f"{counts.passed} / {scored} ({counts.rate:.1%})" if scored else "–"
+def _points(value: float) -> str:
+    """Return points without a needless decimal: 8, 2.5."""
+    return f"{value:g}"
 
 
 def _clock(seconds: float) -> str:
@@ -286,14 +260,10 @@ def _clock(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
-def _truncate(text: str) -> str:
-    """Return text cut to DETAIL_LINES lines of at most LINE_CHARS characters."""
-    lines = [
-        line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + "…" for line in text.split("\n")
-    ]
-    if len(lines) > DETAIL_LINES:
-        lines[DETAIL_LINES:] = [f"… ({len(lines) - DETAIL_LINES} more lines)"]
-    return "\n".join(lines)
+def _labelled(label: str, value: str) -> str:
+    """Return "label:    value", continuation lines indented under the value."""
+    prefix = f"{label + ':':<10}"
+    return prefix + value.replace("\n", "\n" + " " * len(prefix))
 
 
 def _fenced(text: str) -> str:
@@ -305,4 +275,4 @@ def _fenced(text: str) -> str:
 
 def _indent(text: str, prefix: str) -> str:
     """Return text with every line indented by prefix."""
-    return "\n".join(prefix + line for line in text.split("\n"))
+    return "\n".join(prefix + line if line else line for line in text.split("\n"))

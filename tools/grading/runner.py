@@ -28,11 +28,12 @@ import psutil
 from harness.server import parse_modes, server_environment
 
 from .collect import COLLECT_ENV
-from .scoring import Scorecard, score_card
+from .rubric import DEFAULT_LAB, Rubric, load_rubric, rubric_path
+from .scoring import Scorecard, run_modes, score_card
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = ("conformance", "concurrency_tests")
-SERVER_NAME = "http_server.py"
+SERVER_NAME, BENCHMARK_NAME, BENCHMARK_CHARS = "http_server.py", "benchmark.md", 100_000
 HELP_TIMEOUT, COLLECT_TIMEOUT, INTERRUPT_GRACE = 30.0, 600.0, 60.0
 LOG_TAIL_LINES = 40
 _UNSAFE = re.compile(r"[^\w.-]+")
@@ -44,10 +45,10 @@ class SubmissionError(Exception):
 
 @dataclass(frozen=True)
 class GradeOptions:
-    """How to grade: modes, tier, interpreter, xdist workers, time limit, extra pytest args."""
+    """How to grade: rubric, modes, tier, interpreter, xdist workers, time limit, pytest args."""
 
+    rubric: Rubric = field(default_factory=lambda: load_rubric(rubric_path(DEFAULT_LAB)))
     modes: tuple[str, ...] = ()
-    required_modes: tuple[str, ...] = ("thread", "process")
     tier: str = "recommended"
     python: str = sys.executable
     jobs: int = 4
@@ -56,8 +57,8 @@ class GradeOptions:
 
     @property
     def graded_modes(self) -> tuple[str, ...]:
-        """The modes scored: --modes if given, else the required modes."""
-        return self.modes or self.required_modes
+        """The modes meant to be graded (before -h says which exist): --modes, else the rubric's."""
+        return self.modes or self.rubric.modes_to_grade()
 
 
 @dataclass
@@ -81,7 +82,6 @@ def grade_submission(path: str | Path, options: GradeOptions, name: str = "") ->
     card = Scorecard(
         name=name or submission_name(path),
         submission=str(path),
-        graded_modes=list(options.graded_modes),
         tier=options.tier,
         python=options.python,
         started=started.isoformat(timespec="seconds"),
@@ -91,18 +91,20 @@ def grade_submission(path: str | Path, options: GradeOptions, name: str = "") ->
     except SubmissionError as exc:
         return replace(card, status="invalid", error=str(exc))
     offered, help_notes = offered_modes(script, options.python)
-    runnable = tuple(mode for mode in options.graded_modes if mode in offered)
+    runnable = tuple(run_modes(options.rubric, offered, options.modes))
     run = run_suite(script, runnable, options) if runnable else SuiteRun()
     card = replace(
         card,
         server=str(script),
+        graded_modes=list(runnable),
         offered_modes=list(offered),
         status=run.status,
         error=run.error,
         notes=help_notes + missing_required(options) + run.notes,
         log_tail=run.log_tail,
     )
-    return replace(score_card(card, run.records), duration=round(time.monotonic() - clock, 1))
+    scored = score_card(card, run.records, options.rubric, read_benchmark(script.parent))
+    return replace(scored, duration=round(time.monotonic() - clock, 1))
 
 
 def submission_name(path: str | Path) -> str:
@@ -170,9 +172,19 @@ def offered_modes(script: Path, python: str) -> tuple[tuple[str, ...], list[str]
     return modes, notes
 
 
+def read_benchmark(folder: Path) -> str | None:
+    """Return the text of the submission's benchmark.md (its start), or None if it has none."""
+    try:
+        with (folder / BENCHMARK_NAME).open(encoding="utf-8", errors="replace") as handle:
+            return handle.read(BENCHMARK_CHARS)
+    except OSError:
+        return None
+
+
 def missing_required(options: GradeOptions) -> list[str]:
     """Return a note when --modes leaves out required modes (the score then covers fewer)."""
-    left_out = [mode for mode in options.required_modes if mode not in options.graded_modes]
+    required = options.rubric.required_modes
+    left_out = [mode for mode in required if options.modes and mode not in options.modes]
     if not left_out:
         return []
     return [f"partial grading: required modes not graded in this run: {', '.join(left_out)}"]

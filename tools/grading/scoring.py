@@ -1,10 +1,14 @@
-"""Turn the suite's per-test records into a Scorecard: items, requirement groups, modes, score."""
+"""Turn the suite's per-test records into a Scorecard by a rubric: each item earned or lost.
 
-# Strategy: a test record belongs to one *item* (a conformance case in one mode and tier, all its
-# variants together; any other test in one mode and tier, all its parametrizations together), and
-# an item to one requirement group of the GROUPS table, by its file. An item earns the share of
-# its tests that passed; a group the mean of its items; a mode the weighted mean of its groups
-# (required tier only); the score is the sum over graded modes, each worth an equal share of 100.
+Strategy: only required-tier records count. Each record goes to ONE rubric item, so one defect
+costs one item: items that name case/category/nodeid patterns or finding ids pick first, then
+items selecting by lab key alone, each in rubric order, and an item only takes records of the
+modes it judges (a record with no mode belongs to every mode). An item is lost when more than
+its `max_failed` distinct checks fail (a check counts once whatever its variants and modes),
+when a mode it needs is not offered by the server's -h, when no check of it ran, or when
+benchmark.md lacks a number for a mode it names. Recommended-tier records are counted beside
+the score, never in it.
+"""
 
 from __future__ import annotations
 
@@ -14,133 +18,53 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-MAX_POINTS = 100.0
+from .findings import FAILED, Example, Finding, Timeline, examples, findings, problem, subject
+from .findings import timelines as find_timelines
+from .rubric import (
+    ALL_GRADED,
+    ALL_REQUIRED,
+    DEFAULT_LAB,
+    DEFAULT_MODE,
+    Item,
+    Rubric,
+    load_rubric,
+    rubric_path,
+)
+
 SCORED_TIER, REPORTED_TIER = "required", "recommended"
-NOT_RUN, ANY_MODE = "not run", "(every mode)"
-GRADED, NOT_OFFERED = "graded", "not offered"
-SUITE_SIGNALS = ("SIGTERM", "SIGINT", "SIGKILL")
-CREDIT = {"passed": 1.0, "failed": 0.0, "error": 0.0, NOT_RUN: 0.0}  # other verdicts don't count
-_WORKER_LINE = re.compile(r"^\[gw\d+\] .* -- Python .*\n?", re.MULTILINE)
-_ASSERTION_LINE = re.compile(r"^E +(?:AssertionError: |Failed: )?(.+)$", re.MULTILINE)
-_DIED = re.compile(
-    r"server under test \(mode ([\w-]+), pid (\d+), port \d+\) died: exit status ([^;\n]+)"
-)
-_NO_START = re.compile(
-    r"server under test \(mode ([\w-]+)\) (.+?) at start-up: exit status ([^\n]+)"
-)
-
-
-@dataclass(frozen=True)
-class Group:
-    """A requirement group: the tests whose file matches one of `patterns`."""
-
-    name: str
-    weight: float
-    patterns: tuple[str, ...]
-
-
-# Weight of each requirement group in a mode's score (required tier). A test belongs to the first
-# group with a pattern matching its "file::function"; a group with no scorable test in a mode
-# drops out and the others share its weight, so 300 HTTP cases never drown a few concurrency tests.
-GROUPS: tuple[Group, ...] = (
-    Group("HTTP conformance cases", 35, ("conformance/test_conformance.py::*",)),
-    Group("Large files, unreadable files, hang-ups", 10, ("conformance/*",)),
-    Group("Concurrent service under --delay", 20, ("concurrency_tests/test_overlap.py::*",)),
-    Group("Real threads, processes, pools", 10, ("concurrency_tests/test_process_model.py::*",)),
-    Group("Graceful shutdown on SIGINT/SIGTERM", 10, ("concurrency_tests/test_shutdown.py::*",)),
-    Group(
-        "Idle connections",
-        5,
-        ("concurrency_tests/test_idle.py::*", "concurrency_tests/*::*idle*", "*::*chromium_holds*"),
-    ),
-    Group("Load and slow readers", 5, ("concurrency_tests/test_load.py::*",)),
-    Group(
-        "Real clients (requests, curl, Chromium, wrk)",
-        5,
-        ("concurrency_tests/test_real_clients.py::*",),
-    ),
-    Group("Other checks", 5, ("*",)),
-)
+NOT_RUN = "not run"
+EARNED, LOST, NOT_OFFERED = "earned", "lost", "not offered"
+GRADED, MAX_POINTS = "graded", 100.0
+COUNTED = ("passed", *FAILED)  # skipped, xfailed and xpassed are not counted
+LISTED_CHECKS = 3
 
 
 @dataclass
-class Item:
-    """One scored unit: a case or test in one mode and tier, with all its variants' records."""
+class ItemResult:
+    """One rubric item as graded: points earned, why (one line), and up to three examples."""
 
-    group: str
-    name: str
-    mode: str
-    tier: str
-    requirement: str
-    tests: list[dict] = field(default_factory=list)
-
-    @property
-    def credit(self) -> float | None:
-        """The share of its scorable tests that passed, or None when none is scorable."""
-        scored = [CREDIT[test["verdict"]] for test in self.tests if test["verdict"] in CREDIT]
-        return sum(scored) / len(scored) if scored else None
+    id: str
+    title: str
+    points: float
+    earned: float
+    status: str
+    reason: str
+    extra: bool = False
+    quotes: list[str] = field(default_factory=list)
+    modes: list[str] = field(default_factory=list)
+    checks: int = 0
+    failed: list[str] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
 
 
 @dataclass
 class Tally:
-    """Test counts of one mode and tier: failed includes errors and tests not run."""
+    """Counts of one tier's records: passed, failed (errors and not run included), skipped."""
 
     passed: int = 0
     failed: int = 0
     skipped: int = 0
-
-    @property
-    def rate(self) -> float | None:
-        """Passed / (passed + failed), or None without scorable tests."""
-        scored = self.passed + self.failed
-        return self.passed / scored if scored else None
-
-
-@dataclass
-class GroupScore:
-    """One requirement group in one mode and tier."""
-
-    group: str
-    weight: float
-    items: int
-    items_passed: int
-    fraction: float
-    points: float = 0.0
-    max_points: float = 0.0
-
-
-@dataclass
-class ModeResult:
-    """One graded mode: its status, points, per-tier counts and group scores."""
-
-    mode: str
-    status: str
-    points: float = 0.0
-    max_points: float = 0.0
-    required: Tally = field(default_factory=Tally)
-    recommended: Tally = field(default_factory=Tally)
-    groups: list[GroupScore] = field(default_factory=list)
-    recommended_groups: list[GroupScore] = field(default_factory=list)
-
-    @property
-    def fraction(self) -> float:
-        """Points earned as a share of the mode's maximum."""
-        return self.points / self.max_points if self.max_points else 0.0
-
-
-@dataclass
-class Failure:
-    """A failed item, ready to show: what, where, which variants, and the first failure's text."""
-
-    tier: str
-    requirement: str
-    name: str
-    mode: str
-    group: str
-    verdicts: list[str]
-    variants: list[str]
-    problem: str
-    details: str
+    failing: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -161,18 +85,27 @@ class Scorecard:
     server: str = ""
     status: str = GRADED
     error: str = ""
+    lab: str = ""
+    rubric: str = ""
     score: float = 0.0
     max_score: float = MAX_POINTS
+    extra_score: float = 0.0
+    extra_max: float = 0.0
     graded_modes: list[str] = field(default_factory=list)
+    required_modes: list[str] = field(default_factory=list)
     offered_modes: list[str] = field(default_factory=list)
     tier: str = REPORTED_TIER
     python: str = ""
     started: str = ""
     duration: float = 0.0
     notes: list[str] = field(default_factory=list)
-    modes: list[ModeResult] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
+    items: list[ItemResult] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    timelines: list[Timeline] = field(default_factory=list)
+    required: Tally = field(default_factory=Tally)
+    recommended: Tally = field(default_factory=Tally)
     skipped: list[Skip] = field(default_factory=list)
+    benchmark: dict[str, str] = field(default_factory=dict)
     log_tail: str = ""
 
     @property
@@ -180,222 +113,307 @@ class Scorecard:
         """Whether the suite could judge this submission at all (timed-out runs count)."""
         return self.status not in ("invalid", "error")
 
+    @property
+    def lost(self) -> list[ItemResult]:
+        """The regular items not earned, in rubric order."""
+        return [item for item in self.items if not item.extra and item.status != EARNED]
 
-def score_card(card: Scorecard, records: Iterable[dict]) -> Scorecard:
-    """Return `card` completed from the suite's records: modes, score, failures, skips, notes.
 
-    Args: `card` names the graded and offered modes; `records` are results-JSON test records
-    (a missing or None verdict counts as not run).
+def score_card(
+    card: Scorecard,
+    records: Iterable[dict],
+    rubric: Rubric | None = None,
+    benchmark: str | None = None,
+) -> Scorecard:
+    """Return `card` completed from the suite's records by `rubric`.
+
+    Args: `card` names the graded and offered modes; `records` are results-JSON records (a
+    missing verdict counts as not run); `rubric` defaults to the seed year's; `benchmark` is
+    the text of the submission's benchmark.md, or None when it has none.
+    Returns: the card with items, score, findings, timelines, tallies, skips and notes.
     """
+    rubric = rubric or load_rubric(rubric_path(DEFAULT_LAB))
     records = [normalized(record) for record in records]
-    items = build_items(records)
-    share = MAX_POINTS / len(card.graded_modes) if card.graded_modes else 0.0
-    modes = [mode_result(mode, items, card.offered_modes, share) for mode in card.graded_modes]
-    notes = card.notes + offer_notes(modes, card.offered_modes) + crash_notes(records)
+    scored = [record for record in records if record["tier"] == SCORED_TIER]
+    modes = {item.id: item_modes(item, rubric, card.graded_modes) for item in rubric.items}
+    claimed = assign(scored, rubric.items, modes)
+    results_by_mention = benchmark_results(benchmark, _benchmarked_modes(rubric))
+    results = [
+        judge(item, modes[item.id], claimed[item.id], card, rubric, benchmark, results_by_mention)
+        for item in rubric.items
+    ]
+    regular = sum(result.earned for result in results if not result.extra)
+    extra = sum(result.earned for result in results if result.extra)
     return replace(
         card,
-        modes=modes,
-        score=round(sum(mode.points for mode in modes), 2),
-        failures=sorted(filter(None, map(failure_of, items)), key=_failure_order),
+        lab=rubric.name,
+        rubric=rubric.title,
+        required_modes=list(rubric.required_modes),
+        items=results,
+        score=round(regular + extra, 2),
+        max_score=rubric.max_points,
+        extra_score=round(extra, 2),
+        extra_max=rubric.extra_points,
+        findings=findings(scored),
+        timelines=find_timelines(records, card.graded_modes),
+        required=tally(scored),
+        recommended=tally(r for r in records if r["tier"] == REPORTED_TIER),
         skipped=skip_summary(records),
-        notes=notes,
+        benchmark=results_by_mention,
+        notes=card.notes + offer_note(rubric, card, results),
     )
 
 
 def normalized(record: dict) -> dict:
-    """Return a record with verdict, mode and tier always set."""
+    """Return a record with verdict and tier always set, and mode None for every-mode tests."""
     return record | {
         "verdict": record.get("verdict") or NOT_RUN,
-        "mode": record.get("mode") or ANY_MODE,
+        "mode": record.get("mode") or None,
         "tier": record.get("tier") or SCORED_TIER,
     }
 
 
-def group_of(nodeid: str) -> Group:
-    """Return the requirement group of a test, by its "file::function" (parameters dropped)."""
-    name = nodeid.split("[", 1)[0]
-    return next(g for g in GROUPS if any(fnmatch.fnmatchcase(name, p) for p in g.patterns))
+def item_modes(item: Item, rubric: Rubric, graded: Sequence[str]) -> tuple[str, ...]:
+    """Return the modes an item is judged in: its own list, or the graded (required) modes.
 
-
-def item_name(record: dict) -> str:
-    """Return the item a record belongs to: its case id, else file::test without parameters."""
-    return record.get("case_id") or record["nodeid"].split("[", 1)[0].rsplit("/", 1)[-1]
-
-
-def variant_of(record: dict) -> str:
-    """Return what tells a record apart within its item: its variant, else its parameters."""
-    return record.get("variant") or record["nodeid"].partition("[")[2].rstrip("]") or "-"
-
-
-def build_items(records: Iterable[dict]) -> list[Item]:
-    """Group normalized records into items, in first-seen order."""
-    items: dict[tuple[str, str, str, str], Item] = {}
-    for record in records:
-        group = group_of(record["nodeid"])
-        key = (group.name, item_name(record), record["mode"], record["tier"])
-        if key not in items:
-            requirement = record.get("requirement") or record.get("source") or group.name
-            items[key] = Item(*key, requirement=requirement)
-        items[key].tests.append(record)
-    return list(items.values())
-
-
-def group_scores(items: Sequence[Item], mode: str, tier: str, share: float) -> list[GroupScore]:
-    """Score each group with scorable items of `mode` (or of every mode) and `tier`.
-
-    Args: `share` is the points the mode is worth, split across present groups by weight.
+    A "required" item of a server offering no required mode is judged in the default mode
+    (the server run without -c), so a lab-5 server still gets its HTTP verdicts.
     """
-    scores = []
-    for group in GROUPS:
-        credits = [
-            credit
-            for item in items
-            if item.group == group.name and item.tier == tier and item.mode in (mode, ANY_MODE)
-            if (credit := item.credit) is not None
-        ]
-        if credits:
-            full = sum(credit == 1.0 for credit in credits)
-            scores.append(GroupScore(group.name, group.weight, len(credits), full, _mean(credits)))
-    total = sum(score.weight for score in scores)
-    for score in scores:
-        score.max_points = share * score.weight / total
-        score.points = score.max_points * score.fraction
-    return scores
+    if not isinstance(item.modes, str):
+        return item.modes
+    if item.modes == ALL_GRADED:
+        return tuple(graded)
+    required = tuple(mode for mode in rubric.required_modes if mode in graded)
+    return required or ((DEFAULT_MODE,) if DEFAULT_MODE in graded else ())
 
 
-def tally(items: Iterable[Item], mode: str, tier: str) -> Tally:
-    """Count the tests of `mode` (and of every mode) in `tier` by outcome."""
-    counts = Tally()
-    for item in items:
-        if item.tier != tier or item.mode not in (mode, ANY_MODE):
+def selects(item: Item, record: dict) -> bool:
+    """Whether an item's selectors match a record (mode aside).
+
+    A record is selected by its finding id alone, or by lab key AND (when any are given) one of
+    the case / category / nodeid glob patterns.
+    """
+    if item.finding and record.get("finding") in item.finding:
+        return True
+    if not (item.lab or item.case or item.category or item.nodeid):
+        return False
+    if item.lab and record.get("lab") not in item.lab:
+        return False
+    patterns = (
+        (item.case, record.get("case") or record.get("case_id") or ""),
+        (item.category, record.get("category") or ""),
+        (item.nodeid, record["nodeid"]),
+    )
+    if not any(globs for globs, _ in patterns):
+        return True
+    return any(fnmatch.fnmatchcase(value, glob) for globs, value in patterns for glob in globs)
+
+
+def assign(
+    records: Iterable[dict], items: Sequence[Item], modes: dict[str, tuple[str, ...]]
+) -> dict[str, list[dict]]:
+    """Give each record to the first item that selects it in its mode, specific items first."""
+    order = [item for item in items if item.specific] + [i for i in items if not i.specific]
+    claimed: dict[str, list[dict]] = {item.id: [] for item in items}
+    for record in records:
+        for item in order:
+            in_mode = record["mode"] is None or record["mode"] in modes[item.id]
+            if in_mode and selects(item, record):
+                claimed[item.id].append(record)
+                break
+    return claimed
+
+
+def judge(
+    item: Item,
+    modes: tuple[str, ...],
+    records: list[dict],
+    card: Scorecard,
+    rubric: Rubric,
+    benchmark: str | None,
+    mentions: dict[str, str],
+) -> ItemResult:
+    """Decide one item from its records, the modes it needs and benchmark.md."""
+    result = ItemResult(
+        id=item.id,
+        title=item.title,
+        points=item.points,
+        earned=0.0,
+        status=LOST,
+        reason="",
+        extra=item.extra,
+        quotes=list(item.quotes),
+        modes=list(modes),
+    )
+    explicit = rubric.modes_of(item)
+    missing = [mode for mode in explicit if mode not in offered_modes(card)]
+    if missing:
+        result.status = NOT_OFFERED
+        what = "not implemented: " if item.extra else ""
+        result.reason = f"{what}the server's -h does not offer {', '.join(missing)}"
+        return result
+    not_graded = [mode for mode in explicit if mode not in card.graded_modes]
+    if not_graded or (item.judged_by_records and not modes):
+        result.reason = f"not graded in this run ({', '.join(not_graded) or 'no mode'})"
+        return result
+    counted = [record for record in records if record["verdict"] in COUNTED]
+    failing = sorted({subject(r) for r in counted if r["verdict"] in FAILED})
+    result.checks, result.failed = len({subject(r) for r in counted}), failing
+    unmentioned = [mode for mode in _benchmark_modes(item, rubric) if mode not in mentions]
+    if item.by_finding_only and not counted:
+        result.status, result.earned = EARNED, item.points
+        result.reason = f"no check reported {' or '.join(item.finding)}"
+    elif item.judged_by_records and not counted:
+        result.reason = "not checked: no test of this rule ran" + _skip_reason(records)
+    elif len(failing) > item.max_failed:
+        failed = [record for record in counted if record["verdict"] in FAILED]
+        result.reason = _failure_reason(failing, result.checks, item.max_failed, failed, card)
+        result.examples = examples(failed, card.graded_modes)
+    elif unmentioned:
+        result.reason = (
+            "the submission has no benchmark.md"
+            if benchmark is None
+            else f"benchmark.md has no line naming {', '.join(unmentioned)} with a number"
+        )
+    else:
+        result.status, result.earned = EARNED, item.points
+        result.reason = _pass_reason(item, result, modes, card)
+    return result
+
+
+def _failure_reason(
+    failing: list[str], checks: int, forgiven: int, failed: list[dict], card: Scorecard
+) -> str:
+    """Return the one-line reason of a lost item: what failed, and in which modes."""
+    where = _where({record["mode"] for record in failed}, card)
+    if len(failing) == 1:
+        first = min(failed, key=lambda r: _mode_rank(r["mode"], card))
+        return f"{failing[0]} failed{where}: {problem(first)}"[:240]
+    shown = ", ".join(failing[:LISTED_CHECKS]) + (" …" if len(failing) > LISTED_CHECKS else "")
+    allowance = f" (more than the {forgiven} forgiven)" if forgiven else ""
+    return f"{len(failing)} of {checks} checks failed{allowance}{where}: {shown}"
+
+
+def _pass_reason(item: Item, result: ItemResult, modes: Sequence[str], card: Scorecard) -> str:
+    """Return the one-line reason of an earned item."""
+    if not item.judged_by_records:
+        return "benchmark.md reports every mode it needs"
+    where = _where(set(modes), card)
+    if result.failed:
+        passed = result.checks - len(result.failed)
+        return (
+            f"{passed} of {result.checks} checks passed{where}; {', '.join(result.failed)} "
+            f"failed, within the {item.max_failed} forgiven"
+        )
+    return (f"all {result.checks} checks passed" if result.checks > 1 else "passed") + where
+
+
+def _where(modes: set[str | None], card: Scorecard) -> str:
+    """Return " in thread, process" (graded order), "" for every graded mode or no mode."""
+    named = sorted((mode for mode in modes if mode), key=lambda mode: _mode_rank(mode, card))
+    if not named or (len(named) > 1 and set(named) == set(card.graded_modes)):
+        return ""
+    return f" in {', '.join(named)}"
+
+
+def _mode_rank(mode: str | None, card: Scorecard) -> tuple[int, str]:
+    """Order modes as graded (thread before process), others after, by name."""
+    graded = card.graded_modes
+    return (graded.index(mode) if mode in graded else len(graded), mode or "")
+
+
+def _skip_reason(records: list[dict]) -> str:
+    """Return " (N skipped: why)" for an item whose records were all skipped, else ""."""
+    skipped = [record for record in records if record["verdict"] not in COUNTED]
+    return f" ({len(skipped)} skipped: {problem(skipped[0])})" if skipped else ""
+
+
+def _benchmark_modes(item: Item, rubric: Rubric) -> tuple[str, ...]:
+    """Return the modes an item needs benchmark.md to report."""
+    if item.benchmark == ALL_REQUIRED:
+        return rubric.required_modes
+    return () if isinstance(item.benchmark, str) else item.benchmark
+
+
+def _benchmarked_modes(rubric: Rubric) -> tuple[str, ...]:
+    """Return every mode some item needs benchmark.md to report."""
+    modes = [mode for item in rubric.items for mode in _benchmark_modes(item, rubric)]
+    return tuple(dict.fromkeys(modes))
+
+
+def benchmark_results(text: str | None, modes: Sequence[str]) -> dict[str, str]:
+    """Return, per mode, the first benchmark.md line naming it (as a word) beside a number.
+
+    "thread" does not match inside "thread-pool"; "async" matches "asyncio". A number is any
+    digit on the same line (a table row, or "thread: 1234 requests/s").
+    """
+    found: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        if not re.search(r"\d", line):
             continue
-        for test in item.tests:
-            credit = CREDIT.get(test["verdict"])
-            counts.skipped += credit is None
-            counts.passed += credit == 1.0
-            counts.failed += credit == 0.0
+        for mode in modes:
+            word = re.escape(mode).replace(r"\-", r"[-_ ]")
+            pattern = rf"(?<![\w-]){word}(?:io)?(?![\w-])"
+            if mode not in found and re.search(pattern, line, re.IGNORECASE):
+                found[mode] = line.strip()[:200]
+    return found
+
+
+def tally(records: Iterable[dict]) -> Tally:
+    """Count records by outcome, and list the distinct failing checks (sorted)."""
+    counts, failing = Tally(), set()
+    for record in records:
+        if record["verdict"] == "passed":
+            counts.passed += 1
+        elif record["verdict"] in FAILED:
+            counts.failed += 1
+            failing.add(subject(record))
+        else:
+            counts.skipped += 1
+    counts.failing = sorted(failing)
     return counts
 
 
-def mode_result(mode: str, items: Sequence[Item], offered: Sequence[str], share: float):
-    """Return the ModeResult of one graded mode worth `share` points (0 if not offered)."""
-    if mode not in offered:
-        return ModeResult(mode, NOT_OFFERED, max_points=share)
-    groups = group_scores(items, mode, SCORED_TIER, share)
-    return ModeResult(
-        mode,
-        GRADED,
-        points=sum(group.points for group in groups),
-        max_points=share,
-        required=tally(items, mode, SCORED_TIER),
-        recommended=tally(items, mode, REPORTED_TIER),
-        groups=groups,
-        recommended_groups=group_scores(items, mode, REPORTED_TIER, share),
-    )
-
-
-def failure_of(item: Item) -> Failure | None:
-    """Return the Failure of an item with any failed test, else None."""
-    failed = [test for test in item.tests if CREDIT.get(test["verdict"]) == 0.0]
-    if not failed:
-        return None
-    failed.sort(key=lambda test: test["verdict"] == NOT_RUN)  # a real failure explains best
-    first = failed[0]
-    message = clean_message(first.get("message") or "")
-    problem = first_line(message).removeprefix(f"{item.name} ({item.requirement}): ")
-    return Failure(
-        tier=item.tier,
-        requirement=item.requirement,
-        name=item.name,
-        mode=item.mode,
-        group=item.group,
-        verdicts=sorted({test["verdict"] for test in failed}),
-        variants=[variant_of(test) for test in failed],
-        problem=problem or first["verdict"],
-        details=_with_exchange(message, first),
-    )
-
-
-def first_line(message: str) -> str:
-    """Return what a failure message says first: its first "E " line if pytest wrote a traceback."""
-    explained = _ASSERTION_LINE.search(message)
-    return explained.group(1) if explained else message.partition("\n")[0]
-
-
-def clean_message(message: str) -> str:
-    """Drop xdist's "[gw0] linux -- Python ..." line and surrounding blank lines."""
-    return _WORKER_LINE.sub("", message).strip("\n")
-
-
-def _with_exchange(message: str, record: dict) -> str:
-    """Return the message, plus the record's sent/received text where the message lacks it."""
-    parts, shown = [message], _squash(message)
-    if record.get("sent") and _squash(record["sent"]) not in shown:
-        parts.append(f"sent: {record['sent']}")
-    if record.get("received") and _squash(record["received"]) not in shown:
-        parts.append("got:\n" + record["received"])
-    return "\n".join(part for part in parts if part)
-
-
-def _squash(text: str) -> str:
-    """Return text with every line stripped, to compare texts indented differently."""
-    return "\n".join(line.strip() for line in text.splitlines())
-
-
-def _failure_order(failure: Failure) -> tuple:
-    """Required tier first, then by requirement, name and mode."""
-    return (failure.tier != SCORED_TIER, failure.requirement, failure.name, failure.mode)
-
-
 def skip_summary(records: Iterable[dict]) -> list[Skip]:
-    """Return the not-scored records grouped by reason, most frequent first."""
+    """Return the not-counted records grouped by reason, most frequent first (ties by reason)."""
     reasons: Counter[str] = Counter()
-    examples: dict[str, str] = {}
-    for record in records:
-        if record["verdict"] in CREDIT:
+    examples_of: dict[str, str] = {}
+    for record in sorted(records, key=lambda r: r["nodeid"]):
+        if record["verdict"] in COUNTED:
             continue
-        reason = f"{record['verdict']}: {clean_message(record.get('message') or '')}".strip(": ")
+        reason = f"{record['verdict']}: {problem(record)}"
         reasons[reason] += 1
-        examples.setdefault(reason, record["nodeid"])
-    return [Skip(reason, count, examples[reason]) for reason, count in reasons.most_common()]
+        examples_of.setdefault(reason, record["nodeid"])
+    ordered = sorted(reasons.items(), key=lambda pair: (-pair[1], pair[0]))
+    return [Skip(reason, count, examples_of[reason]) for reason, count in ordered]
 
 
-def offer_notes(modes: Iterable[ModeResult], offered: Sequence[str]) -> list[str]:
-    """Return a note for each graded mode the server's `-h` does not offer."""
-    listed = ", ".join(offered) or "none"
-    return [
-        f"mode {mode.mode} is not offered by the server's -h (offered: {listed}): it scores 0"
-        for mode in modes
-        if mode.status == NOT_OFFERED
-    ]
+def offered_modes(card: Scorecard) -> set[str]:
+    """Return the modes a server can run: those its -h offers, and always the default (no -c)."""
+    return {*card.offered_modes, DEFAULT_MODE}
 
 
-def crash_notes(records: Iterable[dict]) -> list[str]:
-    """Return notes on server deaths and failed starts found in failure messages, per mode.
+def run_modes(rubric: Rubric, offered: Sequence[str], override: Sequence[str] = ()) -> list[str]:
+    """Return the modes to run the suite in: --modes, else the rubric's, that the server offers.
 
-    Deaths by a signal the suite itself sends (shutdown tests, clean-up) are not crashes.
+    A server offering none of the required modes (a lab-5 server under a lab-6 rubric) runs
+    without -c, so its HTTP items are still judged.
     """
-    deaths: dict[str, dict[str, str]] = {}
-    no_starts: dict[str, Counter[str]] = {}
-    for record in records:
-        message = record.get("message") or ""
-        for mode, pid, status in _DIED.findall(message):
-            if not any(name in status for name in SUITE_SIGNALS):
-                deaths.setdefault(mode, {})[pid] = status.strip()
-        for mode, why, status in _NO_START.findall(message):
-            no_starts.setdefault(mode, Counter())[f"{why}, exit status {status.strip()}"] += 1
-    notes = [
-        f"server crashed in {mode} mode {len(pids)} time(s) (exit status "
-        f"{', '.join(sorted(set(pids.values())))})"
-        for mode, pids in deaths.items()
-    ]
-    return notes + [
-        f"server failed to start in {mode} mode {sum(whys.values())} time(s) "
-        f"({whys.most_common(1)[0][0]})"
-        for mode, whys in no_starts.items()
-    ]
+    wanted = list(override) or list(rubric.modes_to_grade())
+    runnable = [mode for mode in wanted if mode in offered or mode == DEFAULT_MODE]
+    if not override and not any(mode in runnable for mode in rubric.required_modes):
+        runnable.insert(0, DEFAULT_MODE)
+    return runnable
 
 
-def _mean(values: Sequence[float]) -> float:
-    """Return the arithmetic mean of a non-empty sequence."""
-    return sum(values) / len(values)
+def offer_note(rubric: Rubric, card: Scorecard, results: Sequence[ItemResult]) -> list[str]:
+    """Return ONE line naming the required modes -h does not offer and the items they lose."""
+    missing = [mode for mode in rubric.required_modes if mode not in offered_modes(card)]
+    if not missing:
+        return []
+    lost = [r.id for r in results if r.status == NOT_OFFERED and not r.extra]
+    offered = ", ".join(mode for mode in card.offered_modes if mode != DEFAULT_MODE) or "no -c"
+    return [
+        f"required mode(s) {', '.join(missing)} not offered by -h (it offers: {offered}): "
+        f"lost {', '.join(lost) or 'no item'}"
+    ]

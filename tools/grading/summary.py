@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .render import _cell, _clock, _table, write_card
-from .scoring import GRADED, MAX_POINTS, ModeResult, Scorecard, Tally
+from .scoring import GRADED, MAX_POINTS, Scorecard
 
 SUMMARY_MD, SUMMARY_CSV, SUMMARY_HTML = "summary.md", "summary.csv", "summary.html"
 SUMMARY_FILES = (SUMMARY_MD, SUMMARY_CSV, SUMMARY_HTML)
@@ -42,12 +42,8 @@ class ItemScore:
 
 
 def rubric_scores(card: Scorecard) -> list[ItemScore]:
-    """Return a graded card's rubric items: one per graded mode and requirement group."""
-    return [
-        ItemScore(f"{mode.mode}: {group.group}", group.points, group.max_points)
-        for mode in card.modes
-        for group in mode.groups
-    ]
+    """Return a graded card's rubric items, in rubric order (extra credit last)."""
+    return [ItemScore(item.id, item.earned, item.points, item.extra) for item in card.items]
 
 
 def extra_credit(card: Scorecard) -> float:
@@ -65,30 +61,22 @@ def item_keys(cards: Iterable[Scorecard]) -> list[str]:
 
 def summary_markdown(cards: Sequence[Scorecard]) -> str:
     """Return the one-row-per-submission summary of several scorecards."""
-    modes = list(dict.fromkeys(mode for card in cards for mode in card.graded_modes))
-    header = ("submission", "score", "required passed", "recommended passed", *modes)
-    rows = [_summary_row(card, modes) for card in cards]
-    header += ("time", "notes")
+    rows = [_summary_row(card) for card in cards]
+    header = ("submission", "score", "extra credit", "items lost", "time", "notes")
     intro = (
-        f"{len(cards)} submissions. Score: out of 100, required tier, requirement groups weighted"
-        " (see a scorecard); pass rates: share of tests passed, every variant counted."
+        f"{len(cards)} submissions, graded by rubric (each scorecard says why an item was lost)."
         f" The gradebook: {SUMMARY_CSV}; the charts: {SUMMARY_HTML}."
     )
     return "# Grading summary\n\n" + intro + "\n\n" + _table(header, rows) + "\n"
 
 
-def _summary_row(card: Scorecard, modes: Sequence[str]) -> tuple[str, ...]:
+def _summary_row(card: Scorecard) -> tuple[str, ...]:
     """Return one submission's summary row."""
-    by_mode = {mode.mode: mode for mode in card.modes}
-    cells = [_mode_cell(by_mode.get(mode)) for mode in modes]
-    required = _sum_tallies(mode.required for mode in card.modes)
-    recommended = _sum_tallies(mode.recommended for mode in card.modes)
     return (
         f"[{card.name}]({card.name}/scorecard.md)",
-        f"{card.score:.2f}" if card.graded else "–",
-        _percent(required.rate),
-        _percent(recommended.rate),
-        *cells,
+        f"{card.score - card.extra_score:g}" if card.graded else "–",
+        f"{card.extra_score:g}" if card.graded and card.extra_max else "–",
+        ", ".join(item.id for item in card.lost) or "–",
         _clock(card.duration),
         _cell(_notes(card))[:NOTE_CHARS] or "–",
     )
@@ -100,27 +88,6 @@ def _notes(card: Scorecard) -> str:
         [] if card.status == GRADED else [card.status + (f": {card.error}" if card.error else "")]
     )
     return "; ".join(notes + card.notes)
-
-
-def _mode_cell(mode: ModeResult | None) -> str:
-    """Return a mode's summary cell: its share of points, or why it has none."""
-    if mode is None or mode.status != GRADED:
-        return mode.status if mode else "–"
-    return f"{mode.fraction:.1%}"
-
-
-def _sum_tallies(tallies: Iterable[Tally]) -> Tally:
-    """Return the sum of several tallies."""
-    total = Tally()
-    for one in tallies:
-        total.passed, total.failed = total.passed + one.passed, total.failed + one.failed
-        total.skipped += one.skipped
-    return total
-
-
-def _percent(rate: float | None) -> str:
-    """Return a rate as a percentage, or a dash for None."""
-    return "–" if rate is None else f"{rate:.1%}"
 
 
 # --- summary.csv ----------------------------------------------------------------------------------

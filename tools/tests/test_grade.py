@@ -22,193 +22,93 @@ from grading import (  # noqa: E402
     GradeOptions,
     Scorecard,
     grade_submission,
-    score_card,
+    load_rubric,
     unique_names,
 )
 from grading.render import gradescope_results, scorecard_json, scorecard_markdown  # noqa: E402
 from grading.runner import SubmissionError, find_server, merge, run_with_timeout  # noqa: E402
-from grading.scoring import GROUPS, NOT_OFFERED, NOT_RUN  # noqa: E402
 from grading.summary import summary_markdown, write_outputs  # noqa: E402
-
-CONFORMANCE = "conformance/test_conformance.py::test_case"
-OVERLAP = "concurrency_tests/test_overlap.py::test_delayed_requests_overlap"
-SIGNALS = "concurrency_tests/test_shutdown.py::test_in_flight_requests_finish"
-VARIANTS = ("whole", "bytewise", "first-byte", "split-crlf")
-WEIGHT = {group.name: group.weight for group in GROUPS}
-
-
-def case(
-    case_id: str, verdict: str = "passed", *, mode: str = "thread", variant: str = "whole", **extra
-) -> dict:
-    """Return a conformance record as the harness writes it."""
-    return {
-        "nodeid": f"{CONFORMANCE}[{mode}-{case_id}-{variant}]",
-        "verdict": verdict,
-        "duration": 0.1,
-        "message": extra.pop("message", ""),
-        "case_id": case_id,
-        "mode": mode,
-        "variant": variant,
-        "tier": extra.pop("tier", "required"),
-        "source": extra.pop("source", f"lab5: rule of {case_id}"),
-        "sent": "'GET /page.html HTTP/1.0\\r\\n\\r\\n'",
-        "received": "outcome: response\n  HTTP/1.0 200 OK",
-        **extra,
-    }
-
-
-def check(nodeid: str, verdict: str = "passed", *, mode: str | None = "thread", **extra) -> dict:
-    """Return a non-case record (a concurrency test), parametrized by mode unless mode is None."""
-    params = f"[{mode}{extra.pop('params', '')}]" if mode else ""
-    record = {"nodeid": nodeid + params, "verdict": verdict, "duration": 1.0, "message": ""}
-    return record | {"mode": mode, "tier": "required", **extra}
-
-
-def card(*modes: str, offered: tuple[str, ...] = ("thread", "process")) -> Scorecard:
-    """Return an empty Scorecard grading `modes` (default thread) of a server offering `offered`."""
-    graded = list(modes or ("thread",))
-    return Scorecard(
-        name="alice", submission="/subs/alice", graded_modes=graded, offered_modes=list(offered)
-    )
-
-
-def test_case_variants_count_together_as_one_item() -> None:
-    records = [
-        case("get-page", "failed" if v == "bytewise" else "passed", variant=v) for v in VARIANTS
-    ]
-    result = score_card(card(), records)
-    (group,) = result.modes[0].groups
-    assert (group.items, group.items_passed, group.fraction) == (1, 0, 0.75)
-    assert result.score == 75.0
-    assert result.modes[0].required.passed == 3 and result.modes[0].required.failed == 1
-
-
-def test_groups_are_weighted_not_counted() -> None:
-    http = [case(f"case-{n}") for n in range(300)]
-    result = score_card(card(), [*http, check(OVERLAP, "failed")])
-    http_weight, overlap_weight = (
-        WEIGHT["HTTP conformance cases"],
-        WEIGHT["Concurrent service under --delay"],
-    )
-    assert result.score == pytest.approx(
-        100 * http_weight / (http_weight + overlap_weight), abs=0.01
-    )
-
-
-def test_parametrizations_of_a_test_count_once_per_mode() -> None:
-    records = [
-        check(SIGNALS, "passed", params="-SIGINT"),
-        check(SIGNALS, "failed", params="-SIGTERM"),
-        check(SIGNALS, "passed", mode="process", params="-SIGINT"),
-        check(SIGNALS, "passed", mode="process", params="-SIGTERM"),
-    ]
-    result = score_card(card("thread", "process"), records)
-    assert [mode.points for mode in result.modes] == [25.0, 50.0]
-    (failure,) = result.failures
-    assert (failure.mode, failure.variants) == ("thread", ["thread-SIGTERM"])
-
-
-def test_mode_not_offered_scores_zero_with_a_note() -> None:
-    result = score_card(card("thread", "process", offered=("thread",)), [case("get-page")])
-    assert [mode.status for mode in result.modes] == ["graded", NOT_OFFERED]
-    assert result.score == 50.0
-    assert any("process is not offered" in note for note in result.notes)
-
-
-def test_recommended_tier_is_reported_not_scored() -> None:
-    records = [case("get-page"), case("date-header", "failed", tier="recommended")]
-    result = score_card(card(), records)
-    assert result.score == 100.0
-    assert result.modes[0].recommended.failed == 1
-    assert result.failures[0].tier == "recommended"
-
-
-def test_skips_are_listed_not_counted_and_not_run_fails() -> None:
-    records = [
-        case("get-page"),
-        check(OVERLAP, "skipped", message="chromium not installed"),
-        check(SIGNALS, None, message="not run: the run was stopped after 5 s"),
-    ]
-    result = score_card(card(), records)
-    assert [(skip.count, skip.reason) for skip in result.skipped] == [
-        (1, "skipped: chromium not installed")
-    ]
-    signals = next(g for g in result.modes[0].groups if g.group.startswith("Graceful"))
-    assert signals.fraction == 0.0 and result.failures[0].verdicts == [NOT_RUN]
-    assert not any(g.group.startswith("Concurrent") for g in result.modes[0].groups)
-
-
-def test_tests_without_a_mode_count_in_every_mode() -> None:
-    records = [
-        case("get-page"),
-        case("get-page", mode="process"),
-        check(SIGNALS, "failed", mode=None),
-    ]
-    result = score_card(card("thread", "process"), records)
-    assert all(mode.required.failed == 1 for mode in result.modes)
-    assert result.score < 100.0
-
-
-def test_server_crashes_become_notes_per_mode() -> None:
-    death = (
-        "server under test (mode process, pid 4242, port 5000) died: exit status -13 "
-        "(killed by SIGPIPE); last stderr lines:\nBrokenPipeError"
-    )
-    stopped = death.replace("4242", "4343").replace(
-        "-13 (killed by SIGPIPE)", "-15 (killed by SIGTERM)"
-    )
-    records = [case("get-page", "failed", mode="process", message=death)] * 2
-    records.append(case("post-405", "failed", mode="process", message=stopped))
-    result = score_card(card("process"), records)
-    crashes = [note for note in result.notes if "crashed" in note]
-    assert crashes == [
-        "server crashed in process mode 1 time(s) (exit status -13 (killed by SIGPIPE))"
-    ]
-
-
-def test_failure_problem_is_the_assertion_of_a_traceback() -> None:
-    message = (
-        "mode = 'thread'\n\n>       assert not broken\nE       AssertionError: reset after 0 s\n"
-    )
-    result = score_card(card(), [check(SIGNALS, "failed", message=message)])
-    assert result.failures[0].problem == "reset after 0 s"
+from grading.timeline import timeline_text  # noqa: E402
+from PIL import Image  # noqa: E402
+from records import check, correct_records, failing, grade_records  # noqa: E402
 
 
 def failing_card() -> Scorecard:
-    """Return a scored card with one required failure whose message is long."""
-    message = "[gw1] linux -- Python 3.11.7 /usr/bin/python3\nget-page (lab5: rule of get-page): "
-    message += "status 500 is not one of [200]\n" + "\n".join(f"line {n}" for n in range(100))
-    records = [case("get-page", "failed", message=message), case("post-405")]
-    return score_card(card("thread", "process", offered=("thread",)), records)
+    """Return a card that lost security (with evidence) and method-405, and has a timeline."""
+    evidence = [
+        {
+            "request": "GET /../outside/secret.txt HTTP/1.0\\r\\n\\r\\n",
+            "response": "HTTP/1.0 200 OK\nContent-Length: 31\nContent-Type: text/plain",
+            "expected": "400, 403, 404 or close, never a byte from outside the folder",
+            "exit_status": "",
+            "stderr_tail": "",
+        }
+    ]
+    traceback = (
+        "mode = 'thread'\n\n>       assert reply.status == 405\nE       AssertionError: got 200"
+    )
+    records = failing(
+        correct_records(),
+        lambda r: r.get("case") in ("traversal-dotdot", "post-405", "put-405"),
+        evidence=evidence,
+        message=traceback,
+    )
+    records += [
+        check(
+            "concurrency_tests/test_overlap.py::test_overlap",
+            mode,
+            None,
+            tier="recommended",
+            timeline={
+                "delay": 5.0,
+                "clients": [[0.0, 5.0], [0.0 if mode == "thread" else 5.0, 10.0]],
+            },
+        )
+        for mode in ("thread", "process")
+    ]
+    return grade_records(records)
 
 
-def test_scorecard_markdown_shows_score_modes_and_failure_details() -> None:
+def test_scorecard_is_short_and_shows_the_table_lost_items_and_examples() -> None:
     text = scorecard_markdown(failing_card())
-    assert "**25.00 / 100**" in text and "| process | not offered |" in text
-    assert "### lab5: rule of get-page" in text
-    assert "- **get-page** (mode thread; failed: whole): status 500 is not one of [200]" in text
-    assert "[gw1]" not in text and "line 20" in text and "line 90" not in text
-    assert "more lines" in text and "How the score is computed" in text
+    assert len(text.splitlines()) < 150
+    assert "| security | 10 | **0** | traversal-dotdot failed: " in text
+    assert "### security: No request reaches outside the served folder" in text
+    assert "> It could look relative to the root directory" in text
+    assert "sent:     GET /../outside/secret.txt HTTP/1.0\\r\\n\\r\\n" in text
+    assert "got:      HTTP/1.0 200 OK\n          Content-Length: 31" in text
+    assert "Traceback" not in text and ">       assert" not in text
+    assert "![timelines](timeline.png)" in text and "served one at a time" in text
 
 
-def test_scorecard_json_holds_the_same_facts() -> None:
+def test_scorecard_json_holds_every_detail() -> None:
     document = json.loads(json.dumps(scorecard_json(failing_card())))
-    assert document["score"] == 25.0 and document["failures"][0]["name"] == "get-page"
-    assert [mode["status"] for mode in document["modes"]] == ["graded", "not offered"]
-    assert {row["group"] for row in document["weights"]} == set(WEIGHT)
+    security = next(entry for entry in document["items"] if entry["id"] == "security")
+    assert security["failed"] == ["traversal-dotdot"] and security["examples"][0]["request"]
+    assert document["lab"] == "seed" and document["max_score"] == 100.0
 
 
-def test_gradescope_results_follow_the_format() -> None:
-    document = json.loads(json.dumps(gradescope_results(failing_card())))
-    assert set(document) >= {"score", "output", "visibility", "tests"}
-    assert document["score"] == 25.0
-    scored = [t for t in document["tests"] if "score" in t]
-    assert sum(t["max_score"] for t in scored) == pytest.approx(100.0)
-    assert sum(t["score"] for t in scored) == pytest.approx(25.0)
+def test_gradescope_has_one_test_per_rubric_item_with_the_request_that_lost_it() -> None:
+    result = failing_card()
+    document = json.loads(json.dumps(gradescope_results(result)))
+    assert document["score"] == result.score
+    scored = [test for test in document["tests"] if "score" in test]
+    assert [test["name"].split(":")[0] for test in scored] == [
+        entry.id + (" (extra credit)" if entry.extra else "") for entry in result.items
+    ]
+    assert sum(t["max_score"] for t in scored if "extra" not in t["name"]) == 100.0
+    security = scored[0]
+    assert security["status"] == "failed" and "GET /../outside/secret.txt" in security["output"]
     for entry in document["tests"]:
         assert {"name", "status", "output", "visibility"} <= set(entry)
-        assert entry["status"] in ("passed", "failed") and entry["visibility"] == "visible"
-    assert "get-page [whole]: status 500" in scored[0]["output"]
+
+
+def test_timeline_png_is_written_beside_the_scorecard(tmp_path: Path) -> None:
+    folder = write_outputs([failing_card()], tmp_path)[0]
+    with Image.open(folder / "timeline.png") as image:
+        assert image.format == "PNG" and image.width > 100
+    text = timeline_text(failing_card().timelines)
+    assert "client 2 |                    ====================|" in text
 
 
 def test_unique_names_from_folders_and_files() -> None:
@@ -258,10 +158,11 @@ def test_run_with_timeout_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_summary_has_one_row_per_submission() -> None:
-    cards = [failing_card(), score_card(card(), [case("get-page")])]
-    text = summary_markdown(cards)
+    text = summary_markdown(
+        [failing_card(), grade_records(correct_records(), "thread 1 process 2")]
+    )
     assert text.count("\n| [alice](alice/scorecard.md) |") == 2
-    assert "| 25.00 |" in text and "| 100.00 |" in text and "not offered" in text
+    assert "| 86 | 0 | security, method-405 |" in text
 
 
 def test_command_line_rejects_bad_numbers() -> None:
@@ -270,14 +171,45 @@ def test_command_line_rejects_bad_numbers() -> None:
     assert exit_info.value.code == 2
 
 
+def test_command_line_chooses_the_rubric_of_a_course_year() -> None:
+    later = grade.parse_args(["sub", "--lab", "later"])
+    assert later.rubric.required_modes == ("thread", "thread-pool", "select")
+    assert later.python.endswith("python3.12")
+    seed = grade.parse_args(["sub", "--required-modes", "thread,async", "--python", "python3"])
+    assert seed.rubric.name == "seed" and seed.rubric.required_modes == ("thread", "async")
+
+
+def test_a_bad_rubric_file_is_a_one_line_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "mine.toml"
+    bad.write_text('required_modes = ["thread"]\n[points]\nspeed = 5\n')
+    with pytest.raises(SystemExit) as exit_info:
+        grade.parse_args(["sub", "--rubric", str(bad)])
+    assert exit_info.value.code == 2
+    assert "item 'speed' has points but no [item.speed] definition" in capsys.readouterr().err
+
+
+def test_print_rubric_prints_a_rubric_file_it_can_read_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert grade.main(["--print-rubric", "--lab", "lab5"]) == 0
+    printed = tmp_path / "printed.toml"
+    printed.write_text(capsys.readouterr().out)
+    assert [item.id for item in load_rubric(printed).items][:2] == ["security", "get-file"]
+
+
 def test_grading_our_server_end_to_end(tmp_path: Path) -> None:
     options = GradeOptions(
-        modes=("thread",), tier="required", jobs=0, pytest_args=("-k", "smoke-get-page")
+        rubric=load_rubric(TOOLS / "tests" / "smoke_rubric.toml"),
+        tier="required",
+        jobs=0,
+        pytest_args=("-k", "smoke-get-page"),
     )
     result = grade_submission(ROOT, options, "ours")
-    written = write_outputs([result, result], tmp_path)
+    written = write_outputs([result, result], tmp_path / "out")
     assert result.status == "graded" and result.score == 100.0, [*result.notes, result.error]
-    assert result.modes[0].required.passed == 4
+    assert result.graded_modes == ["thread"] and result.required.passed == 4
     names = {"scorecard.md", "scorecard.json", "results.json"}
-    assert {path.name for path in (tmp_path / "ours").iterdir()} == names
-    assert tmp_path / "summary.md" in written
+    assert {path.name for path in (tmp_path / "out" / "ours").iterdir()} == names
+    assert tmp_path / "out" / "summary.md" in written

@@ -27,6 +27,7 @@ sys.path.insert(0, str(TOOLS))
 
 import grade  # noqa: E402
 
+SMOKE_RUBRIC = TOOLS / "tests" / "smoke_rubric.toml"  # one item: the narrowed run earns 100
 NARROW = [
     "--modes",
     "thread",
@@ -114,7 +115,7 @@ def test_a_submission_without_a_server_gets_results_saying_so(tmp_path: Path) ->
 
 @pytest.mark.heavy
 def test_run_autograder_grades_the_submission_into_results_json(tmp_path: Path) -> None:
-    autograder = gradescope_layout(tmp_path, *NARROW)
+    autograder = gradescope_layout(tmp_path, *NARROW, "--rubric", str(SMOKE_RUBRIC))
     nested = autograder / "submission" / "lab6"
     shutil.copytree(ROOT / "httpd", nested / "httpd", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "http_server.py", nested)

@@ -135,6 +135,7 @@ def test_our_server_is_graded_for_real_from_a_repository_at_its_tag(tmp_path: Pa
         "--jobs",
         "0",
         "--pytest-args=-k smoke-get-page",
+        *("--rubric", str(Path(__file__).with_name("smoke_rubric.toml"))),
     ]
     assert grade.main([url, "--output", str(output), *narrow]) == 0
     card = json.loads((output / "lab6-ours" / "scorecard.json").read_text())

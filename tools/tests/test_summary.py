@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grading import Scorecard, score_card
 from grading.progress import ClassProgress
+from grading.rubric import Item, Rubric
 from grading.summary import (
     SUMMARY_FILES,
     lost_items,
@@ -31,17 +32,26 @@ from grading.summary import (
 
 CONFORMANCE = "conformance/test_conformance.py::test_case"
 OVERLAP = "concurrency_tests/test_overlap.py::test_delayed_requests_overlap"
+RUBRIC = Rubric(
+    name="tiny",
+    title="two items",
+    required_modes=("thread",),
+    items=(
+        Item(id="get-file", title="GET works", points=50, lab=("lab5.get-file",)),
+        Item(id="concurrent-thread", title="overlap", points=50, lab=("lab6.concurrent",)),
+    ),
+)
 
 
 def graded(name: str, http: str, overlap: str) -> Scorecard:
     """Return a card of one thread-mode HTTP case and one overlap test with these verdicts."""
     records = [
-        {"nodeid": f"{CONFORMANCE}[thread-get-whole]", "verdict": http, "case_id": "get"},
-        {"nodeid": f"{OVERLAP}[thread]", "verdict": overlap},
+        {"nodeid": f"{CONFORMANCE}[thread-get-whole]", "verdict": http, "lab": "lab5.get-file"},
+        {"nodeid": f"{OVERLAP}[thread]", "verdict": overlap, "lab": "lab6.concurrent"},
     ]
     records = [record | {"mode": "thread", "tier": "required"} for record in records]
     card = Scorecard(name, f"/subs/{name}", graded_modes=["thread"], offered_modes=["thread"])
-    return score_card(card, records)
+    return score_card(card, records, RUBRIC)
 
 
 def invalid(name: str) -> Scorecard:
@@ -73,10 +83,7 @@ def test_csv_has_one_row_per_student_and_one_column_per_rubric_item() -> None:
 
 def test_lost_items_are_the_share_of_the_graded_class_most_lost_first() -> None:
     bars = lost_items(the_class())
-    assert [bar.label for bar in bars] == [
-        "thread: Concurrent service under --delay",
-        "thread: HTTP conformance cases",
-    ]
+    assert [bar.label for bar in bars] == ["concurrent-thread", "get-file"]
     assert [bar.text for bar in bars] == ["2 of 3", "1 of 3"]
     assert [round(bar.share, 3) for bar in bars] == [0.667, 0.333]
 

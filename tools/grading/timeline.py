@@ -1,0 +1,83 @@
+"""Draw each mode's delayed clients as a timeline: text bars for the scorecard, a small PNG.
+
+Strategy: an overlap check sends a few requests to a server run with -d and records when each
+client's response started and ended (seconds after the first send). Drawn on one time axis per
+mode, clients served at the same time stack up as parallel bars and clients served one after the
+other as a staircase, so overlap (or its absence) shows at a glance. The text form is one line per
+client; the PNG (Pillow) puts every mode in one picture.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .findings import Timeline
+
+BAR_CHARS = 40
+LABEL_WIDTH, PLOT_WIDTH, ROW, GAP, MARGIN = 110, 400, 14, 10, 8
+PASSED_COLOUR, FAILED_COLOUR, AXIS_COLOUR = (46, 139, 87), (200, 60, 50), (120, 120, 120)
+
+
+def span(timelines: Sequence[Timeline]) -> float:
+    """Return the seconds the shared time axis covers (at least one delay, at least 1 s)."""
+    ends = [end for timeline in timelines for _, end in timeline.clients]
+    delays = [timeline.delay for timeline in timelines]
+    return max([1.0, *ends, *delays])
+
+
+def overlap_words(timeline: Timeline) -> str:
+    """Return how the clients were served: at the same time, one at a time, or partly."""
+    clients = sorted(timeline.clients)
+    pairs = [(a, b) for i, a in enumerate(clients) for b in clients[i + 1 :]]
+    overlapping = [a[1] > b[0] for a, b in pairs]
+    if all(overlapping):
+        return "served at the same time"
+    return "served one at a time" if not any(overlapping) else "partly at the same time"
+
+
+def timeline_text(timelines: Sequence[Timeline]) -> str:
+    """Return every mode's clients as text bars on one time axis, e.g. `|=====     | 0.0-5.0 s`."""
+    if not timelines:
+        return ""
+    seconds = span(timelines)
+    width = max(len(timeline.mode) for timeline in timelines)
+    lines = []
+    for timeline in timelines:
+        head = f"{timeline.mode:<{width}}  delay {timeline.delay:g} s, {len(timeline.clients)}"
+        lines.append(f"{head} clients: {overlap_words(timeline)}")
+        for number, (start, end) in enumerate(timeline.clients, start=1):
+            first = round(start / seconds * BAR_CHARS)
+            last = max(first + 1, round(end / seconds * BAR_CHARS))
+            bar = " " * first + "=" * (last - first) + " " * (BAR_CHARS - last)
+            lines.append(f"{'':<{width}}  client {number} |{bar}| {start:.1f}-{end:.1f} s")
+    return "\n".join(lines)
+
+
+def timeline_png(timelines: Sequence[Timeline]) -> bytes:
+    """Return a PNG with one block of bars per mode (green: check passed, red: failed)."""
+    seconds = span(timelines)
+    rows = sum(len(timeline.clients) for timeline in timelines)
+    height = 2 * MARGIN + rows * ROW + len(timelines) * GAP + ROW
+    image = Image.new("RGB", (LABEL_WIDTH + PLOT_WIDTH + 2 * MARGIN, height), "white")
+    draw, font = ImageDraw.Draw(image), ImageFont.load_default()
+    left, y = MARGIN + LABEL_WIDTH, MARGIN
+    for timeline in timelines:
+        draw.text((MARGIN, y), timeline.mode, fill="black", font=font)
+        colour = PASSED_COLOUR if timeline.passed else FAILED_COLOUR
+        for start, end in timeline.clients:
+            x0 = left + start / seconds * PLOT_WIDTH
+            x1 = max(x0 + 2, left + end / seconds * PLOT_WIDTH)
+            draw.rectangle((x0, y + 2, x1, y + ROW - 3), fill=colour)
+            y += ROW
+        y += GAP
+    draw.line((left, y, left + PLOT_WIDTH, y), fill=AXIS_COLOUR)
+    for second in range(int(seconds) + 1):
+        x = left + second / seconds * PLOT_WIDTH
+        draw.line((x, y, x, y + 3), fill=AXIS_COLOUR)
+        draw.text((x - 3, y + 3), str(second), fill=AXIS_COLOUR, font=font)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
