@@ -188,6 +188,20 @@ class ClientGroup:
             lines.append(f"  client {index} GET /{client.path}: +{begin:.2f} s -> {end}, {status}")
         return "\n".join(lines)
 
+    def timeline_record(self, delay: float) -> dict:
+        """The results-JSON `timeline`: each client's [sent, last byte] in s from the first send.
+
+        A client without a reply has null as its end.
+        """
+        sends = [client.sent for client in self if client.sent is not None]
+        origin = min(sends) if sends else self.first_connect
+        clients = []
+        for client in self:
+            start = (client.sent or client.connected or origin) - origin
+            end = client.finished - origin if client.done.is_set() and client.finished else None
+            clients.append([round(start, 3), None if end is None else round(end, 3)])
+        return {"delay": delay, "clients": clients}
+
     def error_summary(self, shown: int = 5) -> str:
         """Count failed clients by kind of failure and show a few examples."""
         problems = self.problems()

@@ -49,6 +49,7 @@ def check_clients_served_despite_idle(server: ServerProcess) -> None:
             sock.close()
 
 
+@pytest.mark.tier("recommended")
 @pytest.mark.except_modes("single")
 def test_idle_connections_do_not_delay_other_clients(
     mode: str, server_factory: ServerFactory

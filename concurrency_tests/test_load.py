@@ -71,6 +71,7 @@ def recovered(sample: TreeSample, base: TreeSample) -> bool:
     )
 
 
+@pytest.mark.tier("recommended")
 @pytest.mark.except_modes("single")
 def test_500_concurrent_clients_get_correct_responses_without_leaks(
     mode: str, server_factory: ServerFactory
@@ -102,6 +103,7 @@ def trickle(download: Download, stop: threading.Event) -> None:
         stop.wait(TRICKLE_PAUSE)
 
 
+@pytest.mark.lab("lab6.concurrent")
 @pytest.mark.except_modes("single")
 def test_slow_reader_does_not_delay_other_clients(mode: str, server_factory: ServerFactory) -> None:
     """While one client trickles a 2 GiB file, others are served within 2 s each."""

@@ -5,8 +5,11 @@
 # really have been delayed (a server that ignores -d proves nothing about concurrency); only then
 # are the intervals compared: together they fit in under two delays, never N. The wait ends at
 # that bound, so a sequential server fails in 10 s, not N x 5 s. `single` gets the opposite check.
+# Each test records its clients' intervals as the results-JSON `timeline` the grader draws.
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 
@@ -24,6 +27,7 @@ REQUIRED_CLIENTS = 4
 OVERLAP_LIMIT = 2 * DELAY
 SINGLE_CLIENTS = 3
 POOL_MODES = ("thread-pool", "process-pool")
+RecordProperty = Callable[[str, object], None]
 CLIENT_COUNTS = [
     pytest.param(REQUIRED_CLIENTS, id="4-clients"),
     pytest.param(10, id="10-clients", marks=pytest.mark.tier("recommended")),
@@ -52,10 +56,11 @@ def assert_delay_is_real(group: ClientGroup, server: ServerProcess) -> None:
     )
 
 
+@pytest.mark.lab("lab6.concurrent")
 @pytest.mark.except_modes("single")
 @pytest.mark.parametrize("clients", CLIENT_COUNTS)
 def test_delayed_requests_are_served_concurrently(
-    mode: str, clients: int, server_factory: ServerFactory
+    mode: str, clients: int, server_factory: ServerFactory, record_property: RecordProperty
 ) -> None:
     """N clients connecting at once to a delayed server are all answered within ~one delay."""
     if clients > REQUIRED_CLIENTS and mode in POOL_MODES:
@@ -65,6 +70,7 @@ def test_delayed_requests_are_served_concurrently(
     server = server_factory(mode, delay=True)
     group = ClientGroup(server.port, fixture_paths(clients)).start()
     all_done = group.wait_done(OVERLAP_LIMIT + 1.0)
+    record_property("timeline", group.timeline_record(DELAY))
     answered = sum(client.done.is_set() for client in group)
     assert all_done, (
         f"{clients} delayed requests sent at once must overlap (about {DELAY:g} s in all, "
@@ -80,12 +86,16 @@ def test_delayed_requests_are_served_concurrently(
     )
 
 
+@pytest.mark.tier("recommended")
 @pytest.mark.only_modes("single")
-def test_single_mode_serves_one_client_at_a_time(mode: str, server_factory: ServerFactory) -> None:
+def test_single_mode_serves_one_client_at_a_time(
+    mode: str, server_factory: ServerFactory, record_property: RecordProperty
+) -> None:
     """`single` serves delayed requests one after the other: N of them take about N delays."""
     server = server_factory(mode, delay=True)
     group = ClientGroup(server.port, fixture_paths(SINGLE_CLIENTS)).start()
     group.wait_done(SINGLE_CLIENTS * DELAY + CLIENT_TIMEOUT)
+    record_property("timeline", group.timeline_record(DELAY))
     assert_replies_correct(group, server)
     assert_delay_is_real(group, server)
     sequential = (SINGLE_CLIENTS - 1) * MIN_DELAY

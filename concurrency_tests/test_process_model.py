@@ -30,6 +30,8 @@ CLIENTS = 4
 EVENT_LOOP_CLIENTS = 10
 POOL_BURST_CAP = 64
 SETTLE_AFTER = 5.0
+ZOMBIE_CLIENTS = 20
+ZOMBIE_LIMIT = ZOMBIE_CLIENTS // 2
 
 
 @dataclass
@@ -81,6 +83,7 @@ def samples_with_children(burst: Burst) -> list[str]:
     return [s.describe() for s in [burst.before, *burst.during] if s.children]
 
 
+@pytest.mark.lab("lab6.low-level-objects")
 @pytest.mark.only_modes("thread")
 def test_thread_mode_starts_a_thread_per_client(mode: str, server_factory: ServerFactory) -> None:
     """thread: +1 thread per client in flight (N-1 allowed), back to baseline after, no child."""
@@ -100,24 +103,58 @@ def test_thread_mode_starts_a_thread_per_client(mode: str, server_factory: Serve
     assert not forks, f"the thread mode must not fork: {forks[:3]}\n{burst.context()}"
 
 
+@pytest.mark.lab("lab6.low-level-objects")
 @pytest.mark.only_modes("process")
-def test_process_mode_forks_a_child_per_client_and_reaps_it(
-    mode: str, server_factory: ServerFactory
-) -> None:
-    """process: a child per client in flight; afterwards no child and no zombie left."""
+def test_process_mode_forks_a_child_per_client(mode: str, server_factory: ServerFactory) -> None:
+    """process: a live child process per client in flight."""
     burst = run_burst(server_factory(mode, delay=True), CLIENTS)
     peak = max(len(sample.children - sample.zombies) for sample in burst.during)
     assert peak >= CLIENTS, (
         f"the process mode must serve each client in a child process: with {CLIENTS} delayed "
         f"requests in flight the server had at most {peak} live children\n{burst.context()}"
     )
+
+
+@pytest.mark.tier("recommended")
+@pytest.mark.only_modes("process")
+def test_process_mode_reaps_each_child_at_once(mode: str, server_factory: ServerFactory) -> None:
+    """process: once every client is served, no child and no zombie is left (none waits)."""
+    burst = run_burst(server_factory(mode, delay=True), CLIENTS)
     after = burst.after(lambda sample: not sample.children)
     assert not after.children, (
-        f"the process mode must reap every child once its client is served, but "
-        f"{SETTLE_AFTER:g} s after the last reply: {after.describe()}\n{burst.context()}"
+        f"a child should be reaped as soon as its client is served, but {SETTLE_AFTER:g} s "
+        f"after the last reply: {after.describe()}\n{burst.context()}"
     )
 
 
+@pytest.mark.lab("lab6.worker-per-client")
+@pytest.mark.only_modes("process")
+def test_process_mode_zombies_do_not_accumulate(mode: str, server_factory: ServerFactory) -> None:
+    """process: after ZOMBIE_CLIENTS clients and one more, the finished children were reaped.
+
+    A server that reaps lazily (at its next accept) passes; one that never reaps keeps a zombie
+    per client served.
+    """
+    server = server_factory(mode)
+    group = ClientGroup(server.port, fixture_paths(ZOMBIE_CLIENTS)).start()
+    group.wait_done(CLIENT_TIMEOUT)
+    last = ClientGroup(server.port, fixture_paths(1)).start()
+    last.wait_done(CLIENT_TIMEOUT)
+    problems = group.problems() + last.problems()
+    assert not problems, (
+        "every client must get a complete, correct 200:\n"
+        + "\n".join(problems)
+        + f"\n{server_context(server)}"
+    )
+    after = sample_until(server, lambda s: len(s.zombies) < ZOMBIE_LIMIT, SETTLE_AFTER)
+    assert len(after.zombies) < ZOMBIE_LIMIT, (
+        f"finished children must not pile up: after {ZOMBIE_CLIENTS} clients and one more, "
+        f"{len(after.zombies)} zombie children remain ({SETTLE_AFTER:g} s later): "
+        f"{after.describe()}\n{server_context(server)}"
+    )
+
+
+@pytest.mark.lab("lab6.thread-pool-select")
 @pytest.mark.only_modes("thread-pool")
 def test_thread_pool_keeps_a_fixed_set_of_threads(mode: str, server_factory: ServerFactory) -> None:
     """thread-pool: the same thread count before, during and after a burst larger than the pool."""
@@ -140,6 +177,7 @@ def test_thread_pool_keeps_a_fixed_set_of_threads(mode: str, server_factory: Ser
     assert not forks, f"the thread-pool mode must not fork: {forks[:3]}\n{burst.context()}"
 
 
+@pytest.mark.lab("lab6.extra-credit")
 @pytest.mark.only_modes("process-pool")
 def test_process_pool_reuses_its_prefork_workers(mode: str, server_factory: ServerFactory) -> None:
     """process-pool: the same child pids before, during and after a burst larger than the pool."""
@@ -163,11 +201,8 @@ def test_process_pool_reuses_its_prefork_workers(mode: str, server_factory: Serv
     )
 
 
-@pytest.mark.only_modes("async", "select")
-def test_event_loop_modes_serve_everyone_from_one_thread(
-    mode: str, server_factory: ServerFactory
-) -> None:
-    """async / select: one thread in one process, however many delayed clients are in flight."""
+def check_one_thread_serves_everyone(mode: str, server_factory: ServerFactory) -> None:
+    """Fail unless the server keeps one thread in one process with delayed clients in flight."""
     burst = run_burst(server_factory(mode, delay=True), EVENT_LOOP_CLIENTS)
     samples = [burst.before, *burst.during]
     wrong = [s.describe() for s in samples if s.children or s.root_threads != 1]
@@ -176,3 +211,21 @@ def test_event_loop_modes_serve_everyone_from_one_thread(
         f"{EVENT_LOOP_CLIENTS} delayed requests in flight the server had: {wrong[:3]}"
         f"\n{burst.context()}"
     )
+
+
+@pytest.mark.lab("lab6.extra-credit")
+@pytest.mark.only_modes("async")
+def test_async_mode_serves_everyone_from_one_thread(
+    mode: str, server_factory: ServerFactory
+) -> None:
+    """async: one thread in one process, however many delayed clients are in flight."""
+    check_one_thread_serves_everyone(mode, server_factory)
+
+
+@pytest.mark.lab("lab6.thread-pool-select")
+@pytest.mark.only_modes("select")
+def test_select_mode_serves_everyone_from_one_thread(
+    mode: str, server_factory: ServerFactory
+) -> None:
+    """select: one thread in one process, however many delayed clients are in flight."""
+    check_one_thread_serves_everyone(mode, server_factory)

@@ -204,7 +204,7 @@ def content_problem(fetched: Fetched, expected: bytes) -> str:
 # Tests --------------------------------------------------------------------------------------
 
 
-@pytest.mark.tier("required")
+@pytest.mark.lab("lab5.large-files")
 @pytest.mark.parametrize("client", FETCHERS)
 def test_clients_download_page_and_large_file_byte_for_byte(
     demo_server: ServerProcess, demo_site: Path, client: str, record_property: Callable

@@ -61,7 +61,11 @@ class ShutdownSignal:
 SIGNALS = [
     pytest.param(ShutdownSignal(signal.SIGINT, group=False), id="sigint-pid"),
     pytest.param(ShutdownSignal(signal.SIGINT, group=True), id="sigint-group"),
-    pytest.param(ShutdownSignal(signal.SIGTERM, group=False), id="sigterm"),
+    pytest.param(
+        ShutdownSignal(signal.SIGTERM, group=False),
+        id="sigterm",
+        marks=pytest.mark.tier("recommended"),
+    ),
 ]
 
 
@@ -111,6 +115,7 @@ def hold_download_across_signal(
     return download, tried
 
 
+@pytest.mark.lab("lab6.graceful-shutdown")
 @pytest.mark.parametrize("how", SIGNALS)
 def test_in_flight_requests_finish_after_shutdown_signal(
     mode: str, how: ShutdownSignal, server_factory: ServerFactory
@@ -135,6 +140,7 @@ def test_in_flight_requests_finish_after_shutdown_signal(
     findings.conclude()
 
 
+@pytest.mark.lab("lab6.graceful-shutdown")
 @pytest.mark.parametrize("how", SIGNALS)
 def test_large_download_in_flight_finishes_after_shutdown_signal(
     mode: str, how: ShutdownSignal, server_factory: ServerFactory
@@ -152,6 +158,7 @@ def test_large_download_in_flight_finishes_after_shutdown_signal(
     findings.conclude()
 
 
+@pytest.mark.tier("recommended")
 @pytest.mark.parametrize("how", SIGNALS)
 def test_new_connections_are_refused_after_shutdown_signal(
     mode: str, how: ShutdownSignal, server_factory: ServerFactory
@@ -166,6 +173,7 @@ def test_new_connections_are_refused_after_shutdown_signal(
     )
 
 
+@pytest.mark.tier("recommended")
 @pytest.mark.parametrize("how", SIGNALS)
 def test_connections_racing_the_shutdown_signal_are_answered_not_reset(
     mode: str, how: ShutdownSignal, server_factory: ServerFactory

@@ -20,11 +20,13 @@ from pathlib import Path
 import pytest
 
 from harness.client import VARIANTS, Reply, exchange
+from harness.evidence import example, response_words
 from harness.fixtures import TREES, expected_content, outside_markers
-from harness.plugin import TIERS, settings
+from harness.plugin import TIERS, lab_rules, settings
 from harness.server import ServerError, ServerPool, ServerProcess
 
 CLOSE = "close"
+ANY = "any"
 BODY_KINDS = ("any", "html", "empty", "404-page")
 INVARIANTS = "invariants"
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -53,6 +55,7 @@ class Case:
     shown: str = ""
     summary: str = ""
     tier: str = "required"
+    lab: str | None = None
     pause_ms: int = 50
     headers_present: tuple[str, ...] = ()
     headers_absent: tuple[str, ...] = ()
@@ -96,7 +99,9 @@ def _is_status(value: object) -> bool:
 
 
 def _is_status_list(value: object) -> bool:
-    """Say whether value is a non-empty list of status codes and/or "close"."""
+    """Say whether value is ["any"] or a non-empty list of status codes and/or "close"."""
+    if value == [ANY]:
+        return True
     return isinstance(value, list) and bool(value) and all(_is_status(x) for x in value)
 
 
@@ -132,10 +137,11 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "summary": (lambda v: isinstance(v, str), "a string"),
     "tier": (lambda v: v in TIERS, f"one of {TIERS}"),
     "source": (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string"),
+    "lab": (lambda v: v in lab_rules(), "a key of harness/lab_rules.toml"),
     "request": (_is_latin1_text, "a string of U+0000..U+00FF characters"),
     "chunks": (lambda v: _is_str_list(v, _is_latin1_text) and bool(v), "a list of such strings"),
     "pause_ms": (lambda v: type(v) is int and 0 <= v <= 10_000, "an integer 0..10000"),
-    "status": (_is_status_list, 'a non-empty list of status codes 100..599 and/or "close"'),
+    "status": (_is_status_list, '["any"], or a list of status codes 100..599 and/or "close"'),
     "headers_present": (lambda v: _is_str_list(v, TOKEN.fullmatch), "a list of header names"),
     "headers_absent": (lambda v: _is_str_list(v, TOKEN.fullmatch), "a list of header names"),
     "headers_equal": (_is_header_table, "a table of header name -> string"),
@@ -237,7 +243,12 @@ def _case_fields(raw: dict) -> dict:
 
 
 def _check_consistency(fields: dict) -> None:
-    """Raise CaseError for combinations of keys that cannot work."""
+    """Raise CaseError for combinations of keys that cannot work (or a tier without its lab)."""
+    required = fields.get("tier", "required") == "required"
+    if required and "lab" not in fields:
+        raise CaseError("a required case names the lab rule it enforces: add lab = KEY")
+    if not required and "lab" in fields:
+        raise CaseError("a recommended case enforces no lab rule: remove its lab key")
     if fields.get("chunks") and fields["variants"] != ("whole",):
         raise CaseError('a chunks case runs only in variants = ["whole"]')
     body, tree = fields.get("body", "any"), fields.get("server", "default")
@@ -282,6 +293,12 @@ def _runs_from(path: Path) -> list[Run]:
     return expand_runs(load_cases(path))
 
 
+def _marks(run: Run) -> list[pytest.MarkDecorator]:
+    """Return a run's markers: its tier, and for a required run the lab rule of its case."""
+    marks = [pytest.mark.tier(run.tier)]
+    return marks + ([pytest.mark.lab(run.case.lab)] if run.tier == "required" else [])
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize `run` over every (case, variant), tier-marked, ids like "case-id-variant"."""
     if "run" not in metafunc.fixturenames:
@@ -290,7 +307,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         runs = _runs_from(settings(metafunc.config).cases.resolve())
     except CaseError as exc:
         pytest.fail(f"invalid conformance case: {exc}", pytrace=False)
-    params = [pytest.param(run, id=run.id, marks=pytest.mark.tier(run.tier)) for run in runs]
+    params = [pytest.param(run, id=run.id, marks=_marks(run)) for run in runs]
     metafunc.parametrize("run", params)
 
 
@@ -347,14 +364,8 @@ def check_body(case: Case, reply: Reply) -> list[str]:
             else [f"body must be empty, got {reply.body_received} bytes"]
         )
     if case.body == "html":
-        ctype = (reply.header("Content-Type") or "").strip().lower()
         looks = reply.body and b"<" in reply.body and b">" in reply.body
-        html = looks and ctype.startswith("text/html")
-        return (
-            []
-            if html
-            else [f"body must be HTML (got {reply.body_received} bytes, Content-Type {ctype!r})"]
-        )
+        return [] if looks else [f"body must be an HTML page, got {reply.body[:60]!r}"]
     if case.body == "any":
         return []
     name = "404.html" if case.body == "404-page" else case.body.removeprefix("file:")
@@ -435,6 +446,8 @@ def check(run: Run, reply: Reply) -> list[str]:
         return problems + (
             check_recommended_invariants(reply) if reply.outcome == "response" else []
         )
+    if ANY in case.status:
+        return problems
     problems += check_outcome(case, reply)
     if reply.outcome != "response":
         return problems
@@ -447,7 +460,9 @@ def check(run: Run, reply: Reply) -> list[str]:
 # --- the test -------------------------------------------------------------------------------
 
 
-def send(server: ServerProcess, run: Run, close_wait: float = 1.0) -> Reply:
+def send(
+    server: ServerProcess, run: Run, close_wait: float = 1.0, head_timeout: float | None = None
+) -> Reply:
     """Send the run's request to the server per its variant and return the reply."""
     case = run.case
     variant = case.variants[0] if run.variant == INVARIANTS else run.variant
@@ -462,7 +477,29 @@ def send(server: ServerProcess, run: Run, close_wait: float = 1.0) -> Reply:
         host=server.host,
         close_wait=close_wait,
         body_limit=BODY_LIMIT,
+        head_timeout=head_timeout,
     )
+
+
+def expectation(run: Run) -> str:
+    """Return what the run expects, in words (for the evidence a student reads)."""
+    if run.variant == INVARIANTS:
+        return "a response with Date, Server, Content-Type, Connection: close, then the close"
+    case = run.case
+    if ANY in case.status:
+        return "any answer without a byte from outside the served folder"
+    codes = [str(status) for status in case.status if status != CLOSE]
+    words = "status " + " or ".join(codes) if codes else "no response"
+    words += " (or closing without a response)" if CLOSE in case.status and codes else ""
+    bodies = {"html": "an HTML error page", "empty": "an empty body", "404-page": "the 404.html"}
+    body = bodies.get(case.body, f"the exact bytes of {case.body.removeprefix('file:')}")
+    words += "" if case.body == "any" else f" with {body}"
+    return words + ", and a Content-Length equal to the body"
+
+
+def _request_bytes(case: Case) -> bytes:
+    """Return every byte the case sends."""
+    return case.request if case.chunks is None else b"".join(case.chunks)
 
 
 def failure_message(run: Run, mode: str, problems: list[str], reply: Reply | None) -> str:
@@ -483,10 +520,16 @@ def failure_message(run: Run, mode: str, problems: list[str], reply: Reply | Non
 def test_case(
     mode: str, run: Run, conformance_server: ServerPool, request: pytest.FixtureRequest
 ) -> None:
-    """The server answers the case's request as the case (and FORMAT.md's invariants) require."""
+    """The server answers the case's request as the case (and FORMAT.md's invariants) require.
+
+    A failure records one evidence example; a request that killed the server is the finding
+    "crash", one that got no response in time "hang" (the next case gets a fresh server).
+    """
     node, case = request.node, run.case
     node.user_properties += [
         ("case_id", case.id),
+        ("case", case.id),
+        ("category", case.file.removesuffix(".toml")),
         ("variant", run.variant),
         ("source", case.source),
         ("tree", case.server),
@@ -496,13 +539,27 @@ def test_case(
         server = conformance_server(mode, case.server)
     except ServerError as exc:
         pytest.fail(failure_message(run, mode, [str(exc)], None), pytrace=False)
-    reply = send(server, run, conformance_server.close_wait(server))
-    problems = check(run, reply) + conformance_server.after(server, node.nodeid, reply)
+    head_timeout = conformance_server.head_timeout(server)
+    reply = send(server, run, conformance_server.close_wait(server), head_timeout)
+    aftermath = conformance_server.after(server, reply)
+    problems = check(run, reply) + aftermath.problems
+    finding = aftermath.finding or ("hang" if reply.outcome == "timeout" else None)
+    got = response_words(reply, head_timeout or TIMEOUT)
+    shown = example(
+        _request_bytes(case),
+        got,
+        expectation(run),
+        exit_status=aftermath.exit_status,
+        stderr_tail=aftermath.stderr_tail,
+    )
     node.user_properties += [
         ("outcome", reply.outcome),
         ("status", reply.status),
         ("received", reply.describe()[:2000]),
+        ("evidence", [shown]),
+        ("finding", finding),
     ]
+    node.user_properties += [("server_note", note) for note in conformance_server.take_notes()]
     if problems:
         pytest.fail(failure_message(run, mode, problems, reply), pytrace=False)
     if run.variant == INVARIANTS and reply.outcome != "response":

@@ -47,6 +47,7 @@ def _download_watching_rss(server: ServerProcess, request: bytes) -> tuple[Reply
     return result["reply"], baseline, peak
 
 
+@pytest.mark.lab("lab5.large-files")
 def test_huge_file_is_streamed_with_flat_memory(mode: str, server_factory: ServerFactory) -> None:
     """A 2 GiB file comes back whole while the server's memory stays flat."""
     server = server_factory(mode)
@@ -65,6 +66,7 @@ def test_huge_file_is_streamed_with_flat_memory(mode: str, server_factory: Serve
     server.assert_alive()
 
 
+@pytest.mark.tier("recommended")
 def test_unreadable_file_is_403(mode: str, server_factory: ServerFactory) -> None:
     """A file the server may not read (mode 000) is answered 403 with an HTML page."""
     server = server_factory(mode, unprivileged=True)
@@ -86,6 +88,7 @@ def _hang_up_mid_download(server: ServerProcess, request: bytes) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+@pytest.mark.lab("lab5.client-abort")
 def test_server_survives_clients_hanging_up(mode: str, server_factory: ServerFactory) -> None:
     """Clients that reset the connection mid-download do not kill the server."""
     server = server_factory(mode)

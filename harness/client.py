@@ -110,13 +110,15 @@ def exchange(
     host: str = "127.0.0.1",
     close_wait: float = 1.0,
     body_limit: int | None = None,
+    head_timeout: float | None = None,
 ) -> Reply:
     """Send one request and read one response.
 
     Args: `request` is sent per `variant` (or `chunks`, one send each, replace it), with `pause`
     seconds between pieces (none for bytewise). `timeout` bounds connecting, sending and reading
     the response; then up to `close_wait` seconds are spent waiting for the server to close.
-    `body_limit` caps how many body bytes are kept (all are counted in `body_received`). The
+    `body_limit` caps how many body bytes are kept (all are counted in `body_received`).
+    `head_timeout` (at most `timeout`) bounds the wait for the response head alone. The
     response to a HEAD request ends with its head (RFC 9112 6.3): any byte after it is extra.
     Returns: a Reply; never raises for anything the server does.
     """
@@ -132,7 +134,8 @@ def exchange(
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sent, send_error = _send(sock, pieces, gap)
         head_only = (request if chunks is None else b"".join(chunks)).startswith(b"HEAD ")
-        reply = _Reader(sock, timeout, body_limit).read(close_wait, head_only)
+        reader = _Reader(sock, timeout, body_limit, head_timeout)
+        reply = reader.read(close_wait, head_only)
     reply.sent = sent
     if send_error and reply.outcome != "response":
         reply.error = f"{send_error}; {reply.error}" if reply.error else send_error
@@ -159,9 +162,17 @@ def _send(sock: socket.socket, pieces: Iterator[bytes] | Sequence[bytes], gap: f
 class _Reader:
     """Reads one response from a socket under a deadline and builds the Reply."""
 
-    def __init__(self, sock: socket.socket, timeout: float, body_limit: int | None) -> None:
-        self.sock, self.timeout, self.body_limit = sock, timeout, body_limit
+    def __init__(
+        self,
+        sock: socket.socket,
+        timeout: float,
+        body_limit: int | None,
+        head_timeout: float | None = None,
+    ) -> None:
+        self.sock, self.body_limit = sock, body_limit
+        self.timeout = min(timeout, head_timeout) if head_timeout is not None else timeout
         self.deadline = time.monotonic() + timeout
+        self.head_deadline = time.monotonic() + self.timeout
         self.received = 0
         self.state = "open"  # open | eof | reset | timeout
 
@@ -210,7 +221,7 @@ class _Reader:
             if match:
                 return bytes(buffer), match.end()
             scanned = len(buffer)
-            buffer += self.recv(self.deadline)
+            buffer += self.recv(self.head_deadline)
         match = _HEAD_END.search(buffer)
         return bytes(buffer), (match.end() if match else None)
 

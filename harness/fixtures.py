@@ -4,7 +4,9 @@
 # special files: a mode-000 unreadable.txt and a 2 GiB sparse file). Every server gets a fresh
 # copy under its own 0755 temp dir, so an unprivileged user can read it. A snapshot maps each
 # path to (type, mode, size, content hash), or size+mtime for files of 64 MiB and more; diffing
-# two snapshots says exactly what a server added, removed or changed.
+# two snapshots says exactly what a server added, removed or changed. Servers run in the tree's
+# `cwd/`, not next to the served folder: it holds decoy `404.html` and `www/404.html` pages, so a
+# server that reads its error page (or anything) from its working directory is caught.
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from pathlib import Path
 
 SECRET_MARKER = b"OUTSIDE-ROOT-SECRET-5d41402a"
 PAGE_404_MARKER = b"FIXTURE-404-PAGE"
+DECOY_404_MARKER = b"DECOY-404-IN-THE-WORKING-DIRECTORY"
+WORKDIR = "cwd"
 TREES = ("default", "no-404-page")
 HASH_LIMIT = 64 * 1024 * 1024
 SPARSE_NAME = "huge-sparse.bin"
@@ -135,6 +139,11 @@ class FixtureTree:
         """Return what changed since the build, comparing only stat data (fast)."""
         return diff_snapshots(self.quick, take_snapshot(self.base, full=False))
 
+    @property
+    def workdir(self) -> Path:
+        """The working directory servers of this tree run in (decoy 404 pages, not served)."""
+        return self.base / WORKDIR
+
     def remove(self) -> None:
         """Delete the whole copy, whatever the server under test did to its modes."""
         for dirpath, dirnames, _ in os.walk(self.base):
@@ -147,13 +156,16 @@ def build_tree(kind: str | Path = "default") -> FixtureTree:
     """Build a fresh copy of fixture tree `kind` ("default", "no-404-page", or a folder to copy).
 
     Returns: the FixtureTree, already snapshotted. Its base is a 0755 temp dir holding the served
-    root `www/` and the marker siblings `outside/` and `www-private/`.
+    root `www/`, the marker siblings `outside/` and `www-private/`, and the servers' working
+    directory `cwd/` with its decoy pages.
     """
     base = Path(tempfile.mkdtemp(prefix="http-suite-"))
     base.chmod(0o755)
     root = base / "www"
     for sibling in SIBLINGS:
         _write(base / sibling / "secret.txt", SECRET_MARKER + b"\n")
+    for decoy in ("404.html", "www/404.html"):
+        _write(base / WORKDIR / decoy, b"<html><body>" + DECOY_404_MARKER + b"</body></html>\n")
     if isinstance(kind, Path):
         shutil.copytree(kind, root, symlinks=True)
     else:
@@ -165,6 +177,12 @@ def build_tree(kind: str | Path = "default") -> FixtureTree:
     tree.snapshot = take_snapshot(base, full=True)
     tree.quick = take_snapshot(base, full=False)
     return tree
+
+
+def working_directory(root: Path) -> Path:
+    """Return where a server of served folder `root` runs: its tree's cwd/ if it has one."""
+    workdir = root.parent / WORKDIR
+    return workdir if workdir.is_dir() else root.parent
 
 
 def _populate(root: Path, kind: str) -> None:
@@ -193,7 +211,7 @@ def _chmod_quietly(path: Path, mode: int) -> None:
 
 
 def take_snapshot(base: Path, full: bool = True) -> Snapshot:
-    """Map every path under `base` (except logs/) to its type, mode, size and content identity.
+    """Map every path under `base` (but logs/ and cwd/) to type, mode, size and content identity.
 
     Args: `full` hashes regular files under HASH_LIMIT; otherwise (and for bigger files) the
     identity is the modification time.
@@ -201,7 +219,7 @@ def take_snapshot(base: Path, full: bool = True) -> Snapshot:
     entries: Snapshot = {}
     for dirpath, dirnames, filenames in os.walk(base):
         if Path(dirpath) == base:
-            dirnames[:] = [name for name in dirnames if name != "logs"]
+            dirnames[:] = [name for name in dirnames if name not in ("logs", WORKDIR)]
         for name in dirnames + filenames:
             path = Path(dirpath, name)
             entries[str(path.relative_to(base))] = _entry(path, full)

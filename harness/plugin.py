@@ -5,13 +5,17 @@
 # `-h` choices by default). Tiers are a marker (unmarked = required); `--tier required` deselects
 # the rest. Servers come from two fixtures that always reap what they start. Each test's
 # `user_properties` travel with its reports (also from xdist workers), so the controller alone
-# writes the results JSON.
+# writes the results JSON. A required test names the lab rule it enforces (a `lab` marker whose key
+# is in harness/lab_rules.toml); a required suite test without one fails collection. Each record
+# carries the fields the grader reads (lab, case, category, evidence, timeline, finding).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness.server import (
+    DEFAULT_MODE,
     ServerCommand,
     ServerError,
     ServerFactory,
@@ -27,9 +32,20 @@ from harness.server import (
 )
 
 TIERS = ("required", "recommended")
+LAB_RULES = Path(__file__).with_name("lab_rules.toml")
 _SETTINGS = pytest.StashKey["Settings"]()
 _FIELDS = ("case_id", "mode", "variant", "tier", "source", "sent", "received")
+_FIELDS += ("lab", "case", "category", "evidence", "timeline", "finding")
 _RESERVED = ("nodeid", "verdict", "duration", "message")
+MAX_EVIDENCE = 3
+LAB5_PORT, LAB6_PORT = 8084, 8085
+
+
+@functools.cache
+def lab_rules() -> dict[str, dict]:
+    """Return the lab sentences of harness/lab_rules.toml: key -> {"lab": ..., "quote": ...}."""
+    with LAB_RULES.open("rb") as file:
+        return tomllib.load(file)["rule"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class Settings:
     tier: str
     results_json: Path | None
     cases: Path
+    default_port_option: str = ""
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -54,6 +71,18 @@ class Settings:
                 pytrace=False,
             )
         return discover_modes(self.command)
+
+    @property
+    def default_port(self) -> int:
+        """The port the server must listen on without -p: --default-port, else 8085 for a
+        lab-6 server (one with -c), 8084 for a lab-5 server."""
+        if self.default_port_option:
+            if not self.default_port_option.isdigit():
+                raise pytest.UsageError(
+                    f"--default-port must be a port number, not " f"{self.default_port_option!r}"
+                )
+            return int(self.default_port_option)
+        return LAB5_PORT if discover_modes(self.command) == (DEFAULT_MODE,) else LAB6_PORT
 
 
 def settings(config: pytest.Config) -> Settings:
@@ -75,7 +104,12 @@ def _resolve(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--tier must be one of {TIERS}, not {tier!r}")
     command = ServerCommand(script, python)
     return Settings(
-        command, option("http_modes") or "", tier, Path(results) if results else None, cases
+        command,
+        option("http_modes") or "",
+        tier,
+        Path(results) if results else None,
+        cases,
+        option("http_default_port") or "",
     )
 
 
@@ -86,6 +120,11 @@ OPTIONS = (
     ("--results-json", "HTTP_RESULTS_JSON", "write one JSON record per test here"),
     ("--python", "HTTP_PYTHON", "interpreter that runs the server (default: this one)"),
     ("--cases", "HTTP_CASES", "case file or folder (default: conformance/cases)"),
+    (
+        "--default-port",
+        "HTTP_DEFAULT_PORT",
+        "port expected without -p (default: 8085, 8084 w/o -c)",
+    ),
 )
 
 
@@ -104,6 +143,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the tier marker and, on the controller, the results writer."""
     config.addinivalue_line("markers", "tier(name): grading tier, 'required' or 'recommended'")
+    config.addinivalue_line("markers", "lab(key): the lab rule a required test enforces")
     path = settings(config).results_json
     if path is not None and not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsJson(path), "http-results-json")
@@ -132,12 +172,39 @@ def item_tier(item: pytest.Item) -> str:
     return tier
 
 
+def item_lab(item: pytest.Item) -> str | None:
+    """Return the lab rule key of a test (its `lab` marker), or None.
+
+    Raises: pytest.UsageError for a key that harness/lab_rules.toml does not list.
+    """
+    marker = item.get_closest_marker("lab")
+    if marker is None:
+        return None
+    key = marker.args[0] if marker.args else None
+    if key not in lab_rules():
+        raise pytest.UsageError(f"{item.nodeid}: lab({key!r}) is not a key of {LAB_RULES.name}")
+    return key
+
+
+def _check_lab(item: pytest.Item, tier: str, lab: str | None) -> None:
+    """Fail collection for a required suite test (one taking `mode`) that names no lab rule."""
+    params = getattr(item, "callspec", None)
+    if tier == "required" and lab is None and params is not None and "mode" in params.params:
+        raise pytest.UsageError(
+            f"{item.nodeid}: a required check names the lab rule it enforces "
+            f'(@pytest.mark.lab("KEY") with a key of {LAB_RULES.name}), or is recommended'
+        )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Record each test's tier and mode; with --tier required, deselect recommended tests."""
+    """Record each test's tier, lab rule, category and mode; --tier required drops the rest."""
     keep, drop = [], []
     for item in items:
-        tier = item_tier(item)
-        item.user_properties.append(("tier", tier))
+        tier, lab = item_tier(item), item_lab(item)
+        lab = lab if tier == "required" else None
+        _check_lab(item, tier, lab)
+        category = item.module.__name__.rpartition(".")[2] if item.module else None
+        item.user_properties += [("tier", tier), ("lab", lab), ("category", category)]
         params = getattr(item, "callspec", None)
         if params is not None and "mode" in params.params:
             item.user_properties.append(("mode", params.params["mode"]))
@@ -203,6 +270,9 @@ class ResultsJson:
             record["message"] = report.longreprtext[:4000] if report.failed else ""
         if report.skipped and not record["message"]:
             record["message"] = _skip_reason(report)
+        failed = record["verdict"] in ("failed", "error")
+        record["evidence"] = (record["evidence"] or [])[:MAX_EVIDENCE] if failed else None
+        record["finding"] = record["finding"] if failed else None
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Write the records as JSON."""

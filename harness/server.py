@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from harness.client import Reply
-from harness.fixtures import FixtureTree, build_tree
+from harness.fixtures import FixtureTree, build_tree, working_directory
 
 LAB_MODES = ("thread", "process")
 DEFAULT_MODE = "default"
@@ -311,7 +311,7 @@ def _spawn(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            cwd=folder.parent,
+            cwd=working_directory(folder),
             env=server_environment(),
             start_new_session=True,
             **user,
@@ -541,45 +541,63 @@ class ServerFactory:
         return retire(servers, grace)
 
 
-class ServerPool:
-    """Long-lived servers for table cases: one per (mode, tree), restarted when they die.
+@dataclass
+class Aftermath:
+    """What ServerPool.after found once a test's exchange was over.
 
-    A server that timed out MAX_TIMEOUTS times in a row is given up on (its tests fail at once,
-    saying so), and one that left MAX_UNCLOSED responses in a row unclosed gets a short
-    close_wait, so a hung or never-closing server cannot stretch a run to hours.
+    `problems`: lines that fail the test (the server died, its tree changed); `finding`: "crash"
+    when the request killed the server (one defect, reported by the test whose request caused it);
+    `exit_status` and `stderr_tail` of a server that died.
     """
 
-    MAX_START_FAILURES, MAX_TIMEOUTS, MAX_UNCLOSED, SHORT_CLOSE_WAIT = 2, 5, 5, 0.1
+    problems: list[str]
+    finding: str | None = None
+    exit_status: int | None = None
+    stderr_tail: str = ""
+
+
+class ServerPool:
+    """Long-lived servers for table cases: one per (mode, tree), replaced when they fail.
+
+    Every case is judged on its own: a server that died, gave no response in time, refused or
+    changed its tree is replaced before the next case, never given up on. A server that hung once
+    gets HUNG_HEAD_TIMEOUT s for each later response head (the body is still read by its
+    Content-Length within the full timeout), so a hanging server costs each case seconds, and one
+    that answers is never hurt; one that left MAX_UNCLOSED responses in a row unclosed gets a
+    short close_wait (leaving it open is one finding of its own, not a failure of every case).
+    """
+
+    MAX_START_FAILURES, MAX_UNCLOSED, SHORT_CLOSE_WAIT = 2, 5, 0.1
+    HUNG_HEAD_TIMEOUT = 2.0
     DEATH_WAIT = 0.05  # after a reply without a response, time for a crashing server to exit
 
     def __init__(self, command: ServerCommand) -> None:
         self.command = command
         self.live: dict[tuple[str, str], ServerProcess] = {}
-        self.last_use: dict[tuple[str, str], str] = {}
         self.start_failures: dict[tuple[str, str], list[str]] = {}
-        self.timeouts: dict[tuple[str, str], int] = {}
+        self.hung: set[tuple[str, str]] = set()
         self.unclosed: dict[tuple[str, str], int] = {}
         self.problems: list[str] = []
+        self.notes: list[str] = []
 
     def __call__(self, mode: str, tree: str = "default") -> ServerProcess:
         """Return the live server for (mode, tree), starting one if needed.
 
-        Raises: ServerError if it cannot start, was given up on, or was found dead (it is then
-        replaced on the next call, and the message names the test that used it last).
+        A server found dead (it died after the last test's checks) is replaced, its death kept in
+        `notes`. Raises: ServerError if it cannot start.
         """
         key = (mode, tree)
-        if self.timeouts.get(key, 0) >= self.MAX_TIMEOUTS:
-            raise ServerError(
-                f"not tried: the server (mode {mode}) gave no response to the last "
-                f"{self.MAX_TIMEOUTS} requests in a row (each within its timeout)"
-            )
         server = self.live.get(key)
         if server is not None and server.exit_status() is not None:
-            last = self.last_use.get(key, "(none)")
-            report = server.death_report()
+            self.notes.append(f"replaced a server found dead: {server.death_report()}")
             self.discard(key)
-            raise ServerError(f"found dead before this test (last used by {last}): {report}")
+            server = None
         return server or self._start(key)
+
+    def take_notes(self) -> list[str]:
+        """Return (and forget) the notes on servers found dead and replaced since the last call."""
+        notes, self.notes = self.notes, []
+        return notes
 
     def _start(self, key: tuple[str, str]) -> ServerProcess:
         """Start the server for `key`, remembering failures so a broken server fails fast."""
@@ -593,35 +611,41 @@ class ServerPool:
             raise
         return self.live[key]
 
+    @staticmethod
+    def _key(server: ServerProcess) -> tuple[str, str]:
+        """Return the (mode, tree) a pooled server serves."""
+        return server.mode, server.tree.kind if server.tree else ""
+
     def close_wait(self, server: ServerProcess) -> float:
         """Return how long a client should wait for this server to close after a response."""
-        key = (server.mode, server.tree.kind if server.tree else "")
-        return self.SHORT_CLOSE_WAIT if self.unclosed.get(key, 0) >= self.MAX_UNCLOSED else 1.0
+        short = self.unclosed.get(self._key(server), 0) >= self.MAX_UNCLOSED
+        return self.SHORT_CLOSE_WAIT if short else 1.0
 
-    def after(self, server: ServerProcess, used_by: str, reply: Reply) -> list[str]:
-        """Check the server after test `used_by` got `reply`; return problems (death, tree).
+    def head_timeout(self, server: ServerProcess) -> float | None:
+        """Return the wait for a response head: short once this server's (mode, tree) hung."""
+        return self.HUNG_HEAD_TIMEOUT if self._key(server) in self.hung else None
 
-        A server that died, timed out, refused or changed its tree is replaced on next use.
+    def after(self, server: ServerProcess, reply: Reply) -> Aftermath:
+        """Check the server once a test got `reply`; replace it if it died, hung or changed.
+
+        Returns: the Aftermath (a death is a problem of this test, its finding "crash").
         """
-        key = (server.mode, server.tree.kind if server.tree else "")
-        self.last_use[key] = used_by
-        self._count(key, reply)
+        key = self._key(server)
+        unclosed = reply.outcome == "response" and not reply.closed_by_server
+        self.unclosed[key] = self.unclosed.get(key, 0) + 1 if unclosed else 0
         if reply.outcome != "response":
             server.wait_exit(self.DEATH_WAIT)
-        if server.exit_status() is not None:
-            report = server.death_report()
+        status = server.exit_status()
+        if status is not None:
+            found = Aftermath([server.death_report()], "crash", status, server.stderr_tail())
             self.discard(key)
-            return [report]
+            return found
+        if reply.outcome == "timeout":
+            self.hung.add(key)
         changes = server.tree.quick_changes() if server.tree else []
         if changes or reply.outcome in ("timeout", "refused"):
             self.discard(key, verify=not changes)
-        return [f"the served tree changed: {'; '.join(changes[:10])}"] if changes else []
-
-    def _count(self, key: tuple[str, str], reply: Reply) -> None:
-        """Update the streaks of timeouts and of responses left unclosed."""
-        self.timeouts[key] = self.timeouts.get(key, 0) + 1 if reply.outcome == "timeout" else 0
-        unclosed = reply.outcome == "response" and not reply.closed_by_server
-        self.unclosed[key] = self.unclosed.get(key, 0) + 1 if unclosed else 0
+        return Aftermath([f"the served tree changed: {'; '.join(changes[:10])}"] if changes else [])
 
     def discard(self, key: tuple[str, str], verify: bool = True) -> None:
         """Stop and forget the server for `key`, keeping tree problems for close() if `verify`."""

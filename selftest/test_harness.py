@@ -152,7 +152,10 @@ def test_split_point_without_a_blank_line() -> None:
     assert crlf_split_point(b"GET / X\r\nA: b\r\n") == len(b"GET / X\r\nA: b\r")
 
 
-CASE = 'id = "{id}"\nsource = "s"\nrequest = "GET / HTTP/1.0\\r\\n\\r\\n"\nstatus = [200]\n'
+CASE = (
+    'id = "{id}"\nsource = "s"\nlab = "lab5.get-file"\n'
+    'request = "GET / HTTP/1.0\\r\\n\\r\\n"\nstatus = [200]\n'
+)
 
 
 @pytest.mark.parametrize(
@@ -165,6 +168,9 @@ CASE = 'id = "{id}"\nsource = "s"\nrequest = "GET / HTTP/1.0\\r\\n\\r\\n"\nstatu
         ("[[case]]\n" + CASE.format(id="a") + 'body = "file:nope"\n', "no regular file 'nope'"),
         ("[[case]]\n" + CASE.format(id="Bad_Id"), "id must be a kebab-case string"),
         ("[defaults]\nid = 'x'\n", "[defaults]: unknown key 'id'"),
+        ("[[case]]\n" + CASE.format(id="a").replace('lab = "lab5.get-file"\n', ""), "add lab"),
+        ("[[case]]\n" + CASE.format(id="a") + 'tier = "recommended"\n', "remove its lab"),
+        ("[[case]]\n" + CASE.format(id="a").replace("lab5.get-file", "lab5.nope"), "lab must"),
     ],
 )
 def test_loader_rejects_bad_cases(tmp_path: Path, text: str, message: str) -> None:

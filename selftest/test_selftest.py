@@ -57,7 +57,11 @@ BREAKAGES = (
     Breakage(
         "no_404_page.py",
         "smoke-missing-404 or smoke-get-page",
-        frozenset(runs("smoke-missing-404") | runs("smoke-missing-404-builtin")),
+        frozenset(
+            runs("smoke-missing-404")
+            | runs("smoke-missing-404-builtin")
+            | runs("smoke-missing-404-error-page")
+        ),
     ),
     Breakage(
         "crash_on_bad_request_line.py",
