@@ -38,6 +38,7 @@ _FIELDS = ("case_id", "mode", "variant", "tier", "source", "sent", "received")
 _FIELDS += ("lab", "case", "category", "evidence", "timeline", "finding")
 _RESERVED = ("nodeid", "verdict", "duration", "message")
 MAX_EVIDENCE = 3
+SUITE_DIRS = ("conformance", "concurrency_tests")
 LAB5_PORT, LAB6_PORT = 8084, 8085
 
 
@@ -187,9 +188,9 @@ def item_lab(item: pytest.Item) -> str | None:
 
 
 def _check_lab(item: pytest.Item, tier: str, lab: str | None) -> None:
-    """Fail collection for a required suite test (one taking `mode`) that names no lab rule."""
-    params = getattr(item, "callspec", None)
-    if tier == "required" and lab is None and params is not None and "mode" in params.params:
+    """Fail collection for a required test of the grading suite that names no lab rule."""
+    suite = any(item.path.is_relative_to(item.config.rootpath / name) for name in SUITE_DIRS)
+    if tier == "required" and lab is None and suite:
         raise pytest.UsageError(
             f"{item.nodeid}: a required check names the lab rule it enforces "
             f'(@pytest.mark.lab("KEY") with a key of {LAB_RULES.name}), or is recommended'
