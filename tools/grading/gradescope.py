@@ -6,9 +6,11 @@ its Ubuntu image) to build the image, then for every submission copies run_autog
 verdict must be /autograder/results/results.json. So the archive holds the suite and the grader
 (the files listed in BUNDLED, never the reference server), a requirements.txt made from
 pyproject's `test` extra with the pinned constraints.txt, and two scripts: setup.sh installs
-Python >= 3.11, the programs the suite drives and the Python packages into a venv; run_autograder
-runs this same grade.py on the submission, with the grading options given when the archive was
-made, and copies the scorecard's results.json (render's Gradescope format) into place. Both
+Python >= 3.11 (or the one the rubric names), the programs the suite drives and the Python
+packages into a venv; run_autograder runs this same grade.py on the submission, with the grading
+options given when the archive was made, and copies the scorecard's results.json (render's
+Gradescope format) into place. The rubric chosen then (--lab, --rubric FILE, --required-modes)
+travels as one self-contained rubric.toml, so an instructor's own rubric file goes along. Both
 scripts take their root from $AUTOGRADER_ROOT (default /autograder) and run_autograder its Python
 from $AUTOGRADER_PYTHON, so a test runs them in a temporary folder laid out the same way.
 """
@@ -18,12 +20,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import stat
+import sys
 import time
 import tomllib
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from .rubric import Rubric, rubric_toml
 from .runner import ROOT
 
 ROOT_ENV, PYTHON_ENV = "AUTOGRADER_ROOT", "AUTOGRADER_PYTHON"
@@ -42,6 +46,8 @@ SKIPPED_PARTS = ("__pycache__",)
 SKIPPED_SUFFIXES = (".pyc",)
 EXECUTABLE = (stat.S_IFREG | 0o755) << 16  # zip external attributes: an executable file
 REFUSED_OPTIONS = ("--output", "--python")  # run_autograder sets these itself
+RUBRIC_CHOICES = ("--lab", "--rubric")  # replaced by the bundled rubric.toml
+RUBRIC_FILE = "rubric.toml"
 
 SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image (Ubuntu 22.04 or later):
@@ -52,10 +58,17 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
     python3 python3-venv curl wrk bubblewrap git ca-certificates
-PYTHON=python3
-if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    apt-get install -y --no-install-recommends python3.11 python3.11-venv
-    PYTHON=python3.11
+# The interpreter the rubric runs servers with, if it names one (e.g. python3.12), else any >= 3.11.
+PYTHON="__RUBRIC_PYTHON__"
+if [ -n "$PYTHON" ]; then
+    command -v "$PYTHON" >/dev/null \
+        || apt-get install -y --no-install-recommends "$PYTHON" "$PYTHON-venv"
+else
+    PYTHON=python3
+    if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        apt-get install -y --no-install-recommends python3.11 python3.11-venv
+        PYTHON=python3.11
+    fi
 fi
 "$PYTHON" -m venv "$ROOT/venv"
 "$ROOT/venv/bin/python" -m pip install --quiet \
@@ -75,6 +88,9 @@ RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 set -uo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
+# A rubric naming an interpreter (python3.12) finds the venv's own.
+PATH="$(dirname "$PYTHON"):$PATH"
+export PATH
 SUBMISSION="$ROOT/submission"
 if [ ! -f "$SUBMISSION/http_server.py" ]; then
     found="$(find "$SUBMISSION" -name http_server.py -not -path '*/.*' | sort | head -n 1)"
@@ -83,7 +99,7 @@ fi
 OUTPUT="$(mktemp -d)"
 trap 'rm -rf "$OUTPUT"' EXIT
 "$PYTHON" "$ROOT/source/tools/grade.py" "$SUBMISSION" --working-tree \
-    __GRADE_OPTIONS__ --python "$PYTHON" --output "$OUTPUT"
+    --rubric "$ROOT/source/rubric.toml" __GRADE_OPTIONS__ --output "$OUTPUT"
 mkdir -p "$ROOT/results"
 cp "$OUTPUT"/*/results.json "$ROOT/results/results.json"
 """
@@ -106,29 +122,45 @@ def requirements(root: Path = ROOT) -> str:
     return "\n".join(project["optional-dependencies"]["test"]) + "\n"
 
 
-def run_autograder(grade_options: Sequence[str]) -> str:
-    """Return the run_autograder script, grading with `grade_options` (grade.py's options)."""
-    return RUN_AUTOGRADER.replace("__GRADE_OPTIONS__", shlex.join(grade_options))
+def without_rubric_choice(options: Sequence[str]) -> list[str]:
+    """Return grading options less --lab/--rubric and their values (rubric.toml replaces them)."""
+    kept: list[str] = []
+    skip_value = False
+    for option in options:
+        if skip_value:
+            skip_value = False
+        elif option in RUBRIC_CHOICES:
+            skip_value = True
+        elif not option.startswith(tuple(f"{choice}=" for choice in RUBRIC_CHOICES)):
+            kept.append(option)
+    return kept
 
 
-def write_bundle(out: Path, grade_options: Sequence[str], root: Path = ROOT) -> list[str]:
-    """Write the autograder archive to `out`; return the names it holds."""
+def write_bundle(
+    out: Path, grade_options: Sequence[str], rubric: Rubric, root: Path = ROOT
+) -> list[str]:
+    """Write the autograder archive to `out`, grading by `rubric`; return the names it holds.
+
+    Args: `grade_options` are grade.py's options for every submission, without --lab/--rubric.
+    """
+    scripts = {
+        "setup.sh": SETUP_SH.replace("__RUBRIC_PYTHON__", rubric.python),
+        "run_autograder": RUN_AUTOGRADER.replace("__GRADE_OPTIONS__", shlex.join(grade_options)),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, text in (
-            ("setup.sh", SETUP_SH),
-            ("run_autograder", run_autograder(grade_options)),
-        ):
+        for name, text in scripts.items():
             info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
             info.external_attr, info.compress_type = EXECUTABLE, zipfile.ZIP_DEFLATED
             archive.writestr(info, text)
+        archive.writestr(RUBRIC_FILE, rubric_toml(rubric))
         archive.writestr("requirements.txt", requirements(root))
         for file, name in bundle_files(root):
             archive.write(file, name)
         return archive.namelist()
 
 
-def main(argv: Sequence[str], parse_grade_args: Callable[[list[str]], object]) -> int:
+def main(argv: Sequence[str], parse_grade_args: Callable[[list[str]], argparse.Namespace]) -> int:
     """`gradescope-bundle OUT.zip [GRADING OPTIONS]`: write the archive; return the exit status.
 
     Args: `parse_grade_args` is grade.py's parser: the grading options are checked with it now,
@@ -146,7 +178,8 @@ def main(argv: Sequence[str], parse_grade_args: Callable[[list[str]], object]) -
     refused = [option for option in args.grade_options if option.split("=")[0] in REFUSED_OPTIONS]
     if refused:
         parser.error(f"{', '.join(refused)}: run_autograder sets this itself")
-    parse_grade_args(["submission", *args.grade_options])
-    names = write_bundle(args.out, args.grade_options)
+    # This interpreter stands in for Gradescope's, so a rubric's python need not exist here.
+    chosen = parse_grade_args(["submission", *args.grade_options, "--python", sys.executable])
+    names = write_bundle(args.out, without_rubric_choice(args.grade_options), chosen.rubric)
     print(f"{args.out}: Gradescope autograder archive, {len(names)} files", flush=True)
     return 0

@@ -26,6 +26,8 @@ ROOT = TOOLS.parent
 sys.path.insert(0, str(TOOLS))
 
 import grade  # noqa: E402
+from grading.gradescope import without_rubric_choice  # noqa: E402
+from grading.rubric import load_rubric, rubric_path, rubric_toml  # noqa: E402
 
 SMOKE_RUBRIC = TOOLS / "tests" / "smoke_rubric.toml"  # one item: the narrowed run earns 100
 NARROW = [
@@ -71,6 +73,24 @@ def test_the_scripts_pass_shellcheck(tmp_path: Path) -> None:
     scripts = [str(tmp_path / "source" / name) for name in ("setup.sh", "run_autograder")]
     done = subprocess.run([shellcheck, *scripts], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_chosen_rubric_travels_in_the_archive(tmp_path: Path) -> None:
+    own = tmp_path / "my-rubric.toml"
+    own.write_text(rubric_toml(load_rubric(rubric_path("later"))).replace("Lab 6", "Our lab 6"))
+    out = build(tmp_path, "--rubric", str(own), "--modes", "thread")
+    with zipfile.ZipFile(out) as archive:
+        bundled = archive.read("rubric.toml").decode()
+        script = archive.read("run_autograder").decode()
+        setup = archive.read("setup.sh").decode()
+    assert "Our lab 6" in bundled and str(own) not in script
+    assert '--rubric "$ROOT/source/rubric.toml" --modes thread --output' in script
+    assert 'PYTHON="python3.12"' in setup  # the later rubric runs servers with Python 3.12
+
+
+def test_lab_and_rubric_choices_are_left_to_the_bundled_file() -> None:
+    options = ["--lab", "later", "--tier", "required", "--rubric=x.toml", "--modes", "thread"]
+    assert without_rubric_choice(options) == ["--tier", "required", "--modes", "thread"]
 
 
 def test_bad_grading_options_fail_when_the_archive_is_made(tmp_path: Path) -> None:
