@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .render import _cell, _clock, _table, write_card
-from .scoring import GRADED, MAX_POINTS, Scorecard
+from .render import _cell, _clock, _table, score_line, write_card
+from .scoring import GRADED, Scorecard
 
 SUMMARY_MD, SUMMARY_CSV, SUMMARY_HTML = "summary.md", "summary.csv", "summary.html"
 SUMMARY_FILES = (SUMMARY_MD, SUMMARY_CSV, SUMMARY_HTML)
@@ -34,6 +34,7 @@ class ItemScore:
     points: float
     max_points: float
     extra: bool = False
+    title: str = ""
 
     @property
     def lost(self) -> bool:
@@ -43,7 +44,9 @@ class ItemScore:
 
 def rubric_scores(card: Scorecard) -> list[ItemScore]:
     """Return a graded card's rubric items, in rubric order (extra credit last)."""
-    return [ItemScore(item.id, item.earned, item.points, item.extra) for item in card.items]
+    return [
+        ItemScore(item.id, item.earned, item.points, item.extra, item.title) for item in card.items
+    ]
 
 
 def extra_credit(card: Scorecard) -> float:
@@ -96,7 +99,8 @@ def _notes(card: Scorecard) -> str:
 def summary_csv(cards: Sequence[Scorecard]) -> str:
     """Return the gradebook: one row per submission, name, total, extra credit, each rubric item.
 
-    A submission that could not be graded has empty points and says why in the status column.
+    The total includes the extra credit, also shown on its own. A submission that could not be
+    graded has empty points and says why in the status column.
     """
     keys = item_keys(cards)
     out = io.StringIO()
@@ -124,16 +128,21 @@ class Bar:
     text: str
 
 
+def regular_share(card: Scorecard) -> float:
+    """Return a card's points without extra credit, as a percentage of the rubric's maximum."""
+    return 100 * (card.score - card.extra_score) / card.max_score if card.max_score else 0.0
+
+
 def score_distribution(cards: Sequence[Scorecard]) -> list[Bar]:
-    """Return one bar per score band (0-10, ..., 90-100) counting the graded submissions in it."""
-    width = MAX_POINTS / SCORE_BINS
+    """Return one bar per band of 10 % of the points (extra credit aside), counting submissions."""
+    width = 100 / SCORE_BINS
     counts = [0] * SCORE_BINS
     for card in cards:
         if card.graded:
-            counts[min(int(card.score // width), SCORE_BINS - 1)] += 1
+            counts[min(int(regular_share(card) // width), SCORE_BINS - 1)] += 1
     tallest = max(counts, default=0) or 1
     return [
-        Bar(f"{index * width:g}–{(index + 1) * width:g}", count / tallest, str(count))
+        Bar(f"{index * width:g}–{(index + 1) * width:g} %", count / tallest, str(count))
         for index, count in enumerate(counts)
     ]
 
@@ -145,12 +154,14 @@ def lost_items(cards: Sequence[Scorecard]) -> list[Bar]:
     Extra-credit items are left out (not earning them is no misunderstanding).
     """
     lost: dict[str, list[bool]] = {}
+    labels: dict[str, str] = {}
     for card in cards:
         for item in rubric_scores(card) if card.graded else []:
             if not item.extra:
                 lost.setdefault(item.key, []).append(item.lost)
+                labels[item.key] = f"{item.title} ({item.key})" if item.title else item.key
     bars = [
-        Bar(key, sum(flags) / len(flags), f"{sum(flags)} of {len(flags)}")
+        Bar(labels[key], sum(flags) / len(flags), f"{sum(flags)} of {len(flags)}")
         for key, flags in lost.items()
     ]
     return sorted(bars, key=lambda bar: -bar.share)
@@ -158,17 +169,18 @@ def lost_items(cards: Sequence[Scorecard]) -> list[Bar]:
 
 def summary_html(cards: Sequence[Scorecard]) -> str:
     """Return the static page: headline numbers, the two charts, and the table of submissions."""
-    scores = [card.score for card in cards if card.graded]
+    scores = [regular_share(card) for card in cards if card.graded]
     facts = f"{len(cards)} submissions, {len(scores)} graded"
     if scores:
         facts += (
-            f"; mean {statistics.fmean(scores):.1f}, median {statistics.median(scores):.1f},"
-            f" lowest {min(scores):.1f}, highest {max(scores):.1f} (out of {MAX_POINTS:g})"
+            f"; share of the points (extra credit aside): mean {statistics.fmean(scores):.1f} %,"
+            f" median {statistics.median(scores):.1f} %, lowest {min(scores):.1f} %,"
+            f" highest {max(scores):.1f} %"
         )
     rows = "\n".join(
         "<tr><td><a href='{0}/scorecard.md'>{0}</a></td><td>{1}</td><td>{2}</td></tr>".format(
             html.escape(card.name),
-            f"{card.score:.2f}" if card.graded else "–",
+            html.escape(score_line(card)) if card.graded else "–",
             html.escape(_notes(card)[:NOTE_CHARS] or card.status),
         )
         for card in cards

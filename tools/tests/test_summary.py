@@ -83,16 +83,16 @@ def test_csv_has_one_row_per_student_and_one_column_per_rubric_item() -> None:
 
 def test_lost_items_are_the_share_of_the_graded_class_most_lost_first() -> None:
     bars = lost_items(the_class())
-    assert [bar.label for bar in bars] == ["concurrent-thread", "get-file"]
+    assert [bar.label for bar in bars] == ["overlap (concurrent-thread)", "GET works (get-file)"]
     assert [bar.text for bar in bars] == ["2 of 3", "1 of 3"]
     assert [round(bar.share, 3) for bar in bars] == [0.667, 0.333]
 
 
 def test_distribution_counts_graded_scores_per_band() -> None:
     bars = score_distribution(the_class())
-    assert len(bars) == 10 and bars[0].label == "0–10" and bars[-1].label == "90–100"
+    assert len(bars) == 10 and bars[0].label == "0–10 %" and bars[-1].label == "90–100 %"
     counts = {bar.label: int(bar.text) for bar in bars if bar.text != "0"}
-    assert sum(counts.values()) == 3 and counts["90–100"] == 1 and counts["0–10"] == 1
+    assert sum(counts.values()) == 3 and counts["90–100 %"] == 1 and counts["0–10 %"] == 1
 
 
 class _Page(HTMLParser):
