@@ -14,16 +14,19 @@ probe (tools/hostile_probe.py), so both attack a server the same way.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import struct
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 CONNECT_TIMEOUT = 3.0
 SLOWLORIS_LINE = b"GET /page.html HTTP/1.0\r\n"
 SLOWLORIS_HEADER = b"X-Slowloris: " + b"a" * 4000
 MAX_ATTACK_SECONDS = 600.0
+STATUS_LINE = re.compile(rb"HTTP/\d\.\d (\d{3})")
 
 
 def open_connections(host: str, port: int, count: int, budget: float = 60.0) -> list[socket.socket]:
@@ -184,6 +187,8 @@ class SlowReaders(_Driver):
         self.sockets: list[socket.socket] = []
         self.received = 0
         self.ended = 0
+        self.statuses: Counter[str] = Counter()
+        self._answered: set[socket.socket] = set()
 
     def open(self) -> SlowReaders:
         """Connect (small receive buffer), send each GET, start reading slowly; return self."""
@@ -215,14 +220,29 @@ class SlowReaders(_Driver):
                 alive.append(sock)
                 continue
             except OSError:
-                data = b""
+                data = None
             if data:
+                self._note_status(sock, data)
                 self.received += len(data)
                 alive.append(sock)
             else:
-                self.ended += 1
-                sock.close()
+                self._note_end(sock, "reset" if data is None else "closed")
         self.sockets = alive
+
+    def _note_status(self, sock: socket.socket, data: bytes) -> None:
+        """Count the status of a connection's first bytes (e.g. "200", "503")."""
+        if sock not in self._answered:
+            self._answered.add(sock)
+            match = STATUS_LINE.match(data)
+            self.statuses[match.group(1).decode() if match else "not HTTP"] += 1
+
+    def _note_end(self, sock: socket.socket, how: str) -> None:
+        """Count a download that ended (and how, if it ended before any response byte)."""
+        self.ended += 1
+        if sock not in self._answered:
+            self.statuses[f"{how} without a response"] += 1
+        self._answered.discard(sock)
+        sock.close()
 
     def describe(self) -> str:
         """Say how many read slowly, how much they got, and how many downloads ended."""
@@ -236,3 +256,4 @@ class SlowReaders(_Driver):
         """Stop reading and close every connection."""
         self.stop_driving()
         close_all(self.sockets)
+        self._answered.clear()
