@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 TOOLS = Path(__file__).resolve().parents[1]
 ROOT = TOOLS.parent
@@ -226,3 +228,16 @@ def test_the_workflow_is_a_valid_github_actions_workflow() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     text = WORKFLOW.read_text()
     assert "grade.py classroom-result" in text and "autograding-grading-reporter@v1" in text
+
+
+def test_the_workflow_shell_steps_pass_shellcheck(tmp_path: Path) -> None:
+    steps = YAML(typ="safe").load(WORKFLOW.read_text())["jobs"]["run-autograding-tests"]["steps"]
+    scripts = []
+    for number, step in enumerate(step for step in steps if "run" in step):
+        scripts.append(tmp_path / f"step-{number}.sh")
+        scripts[-1].write_text("#!/usr/bin/env bash\n" + step["run"])
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    shellcheck = shutil.which("shellcheck", path=search)
+    assert shellcheck and len(scripts) == 2, "shellcheck is missing: pip install -e '.[test]'"
+    done = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
