@@ -17,21 +17,30 @@ import shutil
 import sys
 from pathlib import Path
 
-from grading import GradeOptions, Scorecard, SubmissionError, classroom, gradescope
-from grading.progress import ClassProgress
-from grading.render import SCORING_RULES, score_line, write_card
-from grading.rubric import (
-    DEFAULT_LAB,
-    Rubric,
-    RubricError,
-    labs,
-    load_rubric,
-    rubric_path,
-    rubric_table,
-    rubric_toml,
-)
-from grading.sources import DEFAULT_TAG, expand, grade_source, unique_names
-from grading.summary import write_summary
+try:
+    from grading import GradeOptions, Scorecard, SubmissionError, classroom, gradescope
+    from grading.progress import ClassProgress
+    from grading.render import SCORING_RULES, score_line, write_card
+    from grading.rubric import (
+        DEFAULT_LAB,
+        Rubric,
+        RubricError,
+        labs,
+        load_rubric,
+        rubric_path,
+        rubric_table,
+        rubric_toml,
+    )
+    from grading.sources import DEFAULT_TAG, expand, grade_source, unique_names
+    from grading.summary import write_summary
+except ModuleNotFoundError as missing:  # even --help needs the scoring rules, so say it at once
+    if (missing.name or "").split(".")[0] in ("grading", "harness"):
+        raise
+    sys.exit(
+        f"grade.py: {missing.name} is not installed for this Python: it needs the [test] extra "
+        "(pip install -c constraints.txt -e '.[test]'), or run it as "
+        ".tox/py311/bin/python tools/grade.py after ./run-tests"
+    )
 
 EPILOG = f"""\
 Each submission is a folder holding http_server.py, the path of that file, or a git repository (a

@@ -8,7 +8,6 @@ under a second.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -499,30 +498,6 @@ def test_server_log_tail_traceback_count_and_kinds(tmp_path):
 
 
 # --- command line, defaults, peers --------------------------------------------------------------
-
-
-def run_without_psutil(script: str, *args: str) -> subprocess.CompletedProcess:
-    """Run a tool with `import psutil` failing, as in an environment without the extras."""
-    code = (
-        "import runpy, sys; sys.modules['psutil'] = None; "
-        f"sys.path.insert(0, {str(Path(script).parent)!r}); "
-        f"sys.argv = [{script!r}, *sys.argv[1:]]; "
-        f"runpy.run_path({script!r}, run_name='__main__')"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
-    )
-
-
-def test_help_works_without_psutil_and_a_run_says_how_to_install_it():
-    script = str(TOOLS / "benchmark.py")
-    shown = run_without_psutil(script, "--help")
-    assert shown.returncode == 0 and "--quick" in shown.stdout and "[bench]" in shown.stdout
-    refused = run_without_psutil(script, "--quick")
-    assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip().splitlines() == [
-        f"benchmark.py: psutil is not installed for this Python: {model.INSTALL_HINT}"
-    ]
 
 
 def test_the_report_goes_to_a_fresh_folder_never_the_committed_benchmark_md():
