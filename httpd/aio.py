@@ -25,7 +25,6 @@ from httpd.connection import (
     DRAIN_SECONDS,
     Settings,
     connection_log,
-    describe,
 )
 from httpd.dispatcher import accept_burst, close_listener
 from httpd.lifecycle import SHUTDOWN_GRACE, SHUTDOWN_SIGNALS, ShutdownSignals, accept_backlog
@@ -194,7 +193,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _received(self, outcome: Request | HttpError) -> None:
         """The head is complete (or invalid): wait the delay, then answer."""
-        self.log.debug("received %s", describe(outcome))
+        self.log.received(outcome)
         self.outcome = outcome
         if self.settings.delay:
             self.timer = self.loop.call_later(self.settings.delay, self._answer)
@@ -240,7 +239,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _finish(self, response: Response) -> None:
         """The answer is written: end our side, then drain what the client still sends."""
-        self.log.debug("answered %d", response.status)
+        self.log.answered(response)
         self.draining = True
         self.transport.write_eof()
         self.timer = self.loop.call_later(DRAIN_SECONDS, self._close)

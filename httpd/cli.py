@@ -129,23 +129,49 @@ def fail(message: str) -> NoReturn:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """Return a listening TCP socket with SO_REUSEADDR, or exit with one line on failure."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """Return a listening TCP socket with SO_REUSEADDR, or exit with one line on failure.
+
+    An address with a colon (`::1`, `::`, also written `[::1]`) gets an IPv6 socket; anything
+    else (a dotted address, a name, "" for every interface) an IPv4 one.
+    """
+    host = host.removeprefix("[").removesuffix("]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
         listener.listen(1024)
     except OSError as error:
         listener.close()
-        fail(f"cannot listen on {host or '0.0.0.0'}:{port}: {error.strerror or error}")
+        fail(f"cannot listen on {bracket(host or '0.0.0.0')}:{port}: {error.strerror or error}")
     return listener
+
+
+def bracket(address: str) -> str:
+    """Write an IPv6 address as URLs do ("[::1]"); return any other address as it is."""
+    return f"[{address}]" if ":" in address else address
+
+
+def ready_line(root: str, listener: socket.socket, mode: str) -> str:
+    """The start-up line: a URL a browser opens, and the address actually bound.
+
+    Bound to every interface (0.0.0.0 or ::), the URL names the loopback address, since
+    browsers on macOS and Windows do not open http://0.0.0.0/.
+    """
+    host, port = listener.getsockname()[:2]
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    bound = f"{bracket(host)}:{port}" + (", all interfaces" if host in ("0.0.0.0", "::") else "")
+    return f"{PROG}: serving {root} at http://{bracket(local)}:{port}/ (on {bound}; mode {mode})"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server; return the exit status (0 after a graceful shutdown)."""
     args = build_parser().parse_args(argv)
+    # Without -v only warnings show (shutting down, stopped): they read like the ready line.
+    # With -v every line also says when, and which process and thread wrote it.
+    verbose_format = "%(asctime)s [pid %(process)d %(threadName)s] %(message)s"
     logging.basicConfig(
-        format="%(asctime)s [pid %(process)d %(threadName)s] %(message)s", stream=sys.stderr
+        format=verbose_format if args.verbose else f"{PROG}: %(message)s", stream=sys.stderr
     )
     LOG.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     root = os.path.realpath(args.folder)
@@ -156,12 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     delay = DELAY_SECONDS if args.delay else 0.0
     settings = Settings(root, delay, args.timeout, args.workers, args.dotfiles)
     strategy = load_strategy(args.concurrency)()
-    host, port = listener.getsockname()[:2]
-    print(
-        f"{PROG}: serving {root} on http://{host}:{port} (mode {args.concurrency})",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(ready_line(root, listener, args.concurrency), file=sys.stderr, flush=True)
     try:
         strategy.run(listener, settings, signals)
     except ForcedExit:

@@ -344,9 +344,10 @@ def file_answer(file: BinaryIO, info: os.stat_result, path: str) -> Response:
     response = build_response(
         200, content_type, info.st_size, Last_Modified=http_date(info.st_mtime)
     )
+    response.path = path
     if info.st_size <= INLINE_LIMIT:
         with file:
             response.body = file.read(info.st_size)
         return response
-    response.file, response.file_size, response.path = file, info.st_size, path
+    response.file, response.file_size = file, info.st_size
     return response

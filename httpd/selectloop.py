@@ -26,7 +26,6 @@ from httpd.connection import (
     RECV_SIZE,
     Settings,
     connection_log,
-    describe,
 )
 from httpd.dispatcher import accept_burst, close_listener
 from httpd.lifecycle import SHUTDOWN_GRACE, ShutdownSignals
@@ -195,7 +194,7 @@ class Connection:
 
     def _received(self, outcome: Request | HttpError) -> None:
         """The head is complete (or invalid): stop reading, wait the delay, then answer."""
-        self.log.debug("received %s", describe(outcome))
+        self.log.received(outcome)
         self.outcome = outcome
         self._listen_for(0)
         self.state = "waiting"
@@ -239,7 +238,7 @@ class Connection:
 
     def _finish(self) -> None:
         """The answer is out: end our side, then drain what the client still sends."""
-        self.log.debug("answered %d", self.response.status)
+        self.log.answered(self.response)
         self.sock.shutdown(socket.SHUT_WR)
         self.state = "draining"
         self._extend_deadline(DRAIN_SECONDS)

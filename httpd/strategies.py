@@ -10,6 +10,7 @@ in-flight requests finish and returns; `abort` kills what is left after a second
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -82,10 +83,12 @@ class ThreadStrategy(DispatchStrategy):
         share_one_cpu()
         self.threads: set[threading.Thread] = set()
         self.refusals = Refusals(self.settings)
+        self.numbers = itertools.count(1)  # thread names conn-1, conn-2...: fds are reused
 
     def dispatch(self, conn: socket.socket) -> None:
         """Start a thread that serves `conn` (or refuse `conn` when none can start)."""
-        thread = threading.Thread(target=self._serve, args=(conn,), name=f"conn-{conn.fileno()}")
+        name = f"conn-{next(self.numbers)}"
+        thread = threading.Thread(target=self._serve, args=(conn,), name=name)
         self.threads.add(thread)
         try:
             with signals_blocked():
