@@ -22,11 +22,42 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from concurrency_tests.support import TreeSample
+
 CONNECT_TIMEOUT = 3.0
 SLOWLORIS_LINE = b"GET /page.html HTTP/1.0\r\n"
 SLOWLORIS_HEADER = b"X-Slowloris: " + b"a" * 4000
 MAX_ATTACK_SECONDS = 600.0
 STATUS_LINE = re.compile(rb"HTTP/\d\.\d (\d{3})")
+USAGE_SLACK = 8
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a server's process tree holds: fds, threads (of all its processes), children."""
+
+    fds: int
+    threads: int
+    children: int
+
+    @classmethod
+    def of(cls, sample: TreeSample) -> Usage:
+        """Summarise a psutil sample of the tree."""
+        return cls(sample.fds, sum(sample.threads.values()), len(sample.children))
+
+    def covers(self, later: Usage) -> bool:
+        """True when `later` holds no more than this: fds and threads within USAGE_SLACK, no
+        extra child. The slack forgives helpers started once and kept (asyncio's executor
+        threads), not a leak of one per connection."""
+        return (
+            later.fds <= self.fds + USAGE_SLACK
+            and later.threads <= self.threads + USAGE_SLACK
+            and later.children <= self.children
+        )
+
+    def describe(self) -> str:
+        """E.g. "9 fds, 1 threads, 0 children"."""
+        return f"{self.fds} fds, {self.threads} threads, {self.children} children"
 
 
 def open_connections(host: str, port: int, count: int, budget: float = 60.0) -> list[socket.socket]:

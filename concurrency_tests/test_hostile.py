@@ -24,11 +24,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from concurrency_tests.hostile import SilentFlood, Slowloris, SlowReaders
+from concurrency_tests.hostile import USAGE_SLACK, SilentFlood, Slowloris, SlowReaders, Usage
 from concurrency_tests.support import (
     Download,
     Findings,
-    TreeSample,
     get_request,
     raise_open_file_limit,
     reply_problem,
@@ -46,7 +45,6 @@ PROMPT = 10.0
 NORMAL_PATH = "page.html"
 BIG_PATH = "10mb.bin"
 RECOVERY = 20.0
-SLACK = 8
 FLOODS = [
     pytest.param(300, 100, id="300-silent"),
     pytest.param(1500, 500, id="1500-silent", marks=pytest.mark.heavy),
@@ -116,38 +114,27 @@ def require_served(findings: Findings, server: ServerProcess, when: str) -> None
     )
 
 
-def usage_key(sample: TreeSample) -> tuple[int, int, int]:
-    """The resources a connection may hold: fds, threads, children."""
-    return sample.fds, sum(sample.threads.values()), len(sample.children)
+def usage_now(server: ServerProcess) -> Usage:
+    """Sample the server's fds, threads and children once they are steady."""
+    return Usage.of(settled_sample(server, Usage.of))
 
 
-def back_to_baseline(sample: TreeSample, base: TreeSample) -> bool:
-    """True when fds and threads are within SLACK of the baseline and no child is extra.
-
-    The slack forgives helpers started once and kept (asyncio's executor threads), not a leak
-    of one per connection.
-    """
-    fds, threads, children = usage_key(sample)
-    base_fds, base_threads, base_children = usage_key(base)
-    return fds <= base_fds + SLACK and threads <= base_threads + SLACK and children <= base_children
-
-
-def require_recovered(findings: Findings, server: ServerProcess, base: TreeSample) -> None:
+def require_recovered(findings: Findings, server: ServerProcess, base: Usage) -> None:
     """Record a failure unless fds, threads and children return to the baseline in RECOVERY s."""
-    after = sample_until(server, lambda sample: back_to_baseline(sample, base), RECOVERY)
+    after = Usage.of(sample_until(server, lambda sample: base.covers(Usage.of(sample)), RECOVERY))
     findings.require(
-        back_to_baseline(after, base),
+        base.covers(after),
         f"within {RECOVERY:g} s after the attack the server must hold no more than it did "
-        f"before (fds and threads within {SLACK}, no extra child)",
+        f"before (fds and threads within {USAGE_SLACK}, no extra child)",
         lambda: f"before: {base.describe()}; after: {after.describe()}",
     )
 
 
-def baseline(server: ServerProcess) -> TreeSample:
+def baseline(server: ServerProcess) -> Usage:
     """Serve the page and the big file once (warming lazily started helpers), then sample."""
     normal_client(server)
     exchange(server.port, get_request(BIG_PATH), timeout=30.0, close_wait=0.5, body_limit=0)
-    return settled_sample(server, usage_key)
+    return usage_now(server)
 
 
 @STARVATION_MODES

@@ -37,9 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from concurrency_tests.hostile import SilentFlood, Slowloris, SlowReaders  # noqa: E402
+from concurrency_tests.hostile import SilentFlood, Slowloris, SlowReaders, Usage  # noqa: E402
 from concurrency_tests.support import (  # noqa: E402
-    TreeSample,
     get_request,
     raise_open_file_limit,
     sample_until,
@@ -64,28 +63,6 @@ SEEN: dict[type, Callable] = {
         f"{readers.ended} ended"
     ),
 }
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What the server's process tree holds: fds, threads (all processes), children."""
-
-    fds: int
-    threads: int
-    children: int
-
-    @classmethod
-    def of(cls, sample: TreeSample) -> Usage:
-        """Summarise a psutil sample of the tree."""
-        return cls(sample.fds, sum(sample.threads.values()), len(sample.children))
-
-    def covers(self, other: Usage, slack: int = 8) -> bool:
-        """True when `other` holds no more than this (fds and threads within `slack`)."""
-        return (
-            other.fds <= self.fds + slack
-            and other.threads <= self.threads + slack
-            and other.children <= self.children
-        )
 
 
 @dataclass
@@ -175,7 +152,7 @@ def normal_client(server: ServerProcess, timeout: float) -> str:
 
 def usage_now(server: ServerProcess) -> Usage:
     """Sample the tree once it is steady."""
-    return Usage.of(settled_sample(server, lambda sample: Usage.of(sample)))
+    return Usage.of(settled_sample(server, Usage.of))
 
 
 def usage_after(server: ServerProcess, before: Usage) -> Usage:
