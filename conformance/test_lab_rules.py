@@ -10,7 +10,9 @@ Each failure attaches evidence (harness/evidence.py) for the scorecard.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,7 @@ POST = b"POST /page.html HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello"
 CLOSE_WAIT = 3.0
 DELAY_SLACK = 10.0
 QUIET_REQUESTS = 6
+DECOY_PAGES = ("404.html", "www/404.html")
 
 
 def fail_with(record: pytest.FixtureRequest, evidence: list[dict], message: str) -> None:
@@ -37,6 +40,28 @@ def fail_with(record: pytest.FixtureRequest, evidence: list[dict], message: str)
 def ask(server: ServerProcess, request: bytes, **options: float) -> Reply:
     """Send one request to the server and return the reply."""
     return exchange(server.port, request, host=server.host, **options)
+
+
+def plant_decoys(server: ServerProcess) -> None:
+    """Put decoy 404 pages in the server's working directory (wherever its harness put it).
+
+    Never inside the served folder, nor elsewhere in the fixture tree than its cwd/ (the tree is
+    verified unchanged at teardown).
+    """
+    try:
+        cwd = Path(f"/proc/{server.pid}/cwd").resolve(strict=True)
+    except OSError:
+        return
+    tree = server.tree
+    if tree is not None and cwd.is_relative_to(tree.base) and cwd != tree.workdir:
+        return
+    for name in DECOY_PAGES:
+        decoy = cwd / name
+        if decoy.resolve().is_relative_to(server.folder.resolve()):
+            continue
+        with contextlib.suppress(OSError):
+            decoy.parent.mkdir(parents=True, exist_ok=True)
+            decoy.write_bytes(b"<html><body>" + DECOY_404_MARKER + b"</body></html>\n")
 
 
 @pytest.mark.lab("lab5.http10")
@@ -132,6 +157,7 @@ def test_404_page_comes_from_the_served_folder(
     The server's working directory holds decoy `404.html` and `www/404.html` pages.
     """
     server = server_factory(mode)
+    plant_decoys(server)
     reply = ask(server, MISSING)
     if reply.status == 404 and DECOY_404_MARKER not in reply.body:
         return

@@ -217,11 +217,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
-    """Report a ServerError (start failure, death) as its message alone, without a traceback."""
+    """Report a ServerError (start failure, death) as its message alone, without a traceback.
+
+    A failed test that attached no evidence gets one example made of its requirement (the first
+    docstring line) and the first line of its failure message, so every failure can be shown.
+    """
     report = yield
     if call.excinfo is not None and call.excinfo.errisinstance(ServerError):
         report.longrepr = str(call.excinfo.value)
+    if report.failed and not any(name == "evidence" for name, _ in report.user_properties):
+        report.user_properties.append(("evidence", [_fallback_evidence(item, report)]))
     return report
+
+
+def _fallback_evidence(item: pytest.Item, report: pytest.TestReport) -> dict[str, str]:
+    """Return an evidence example for a failed test that attached none."""
+    doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()
+    message = report.longreprtext.strip().splitlines()
+    first = next((line for line in message if line.startswith("E ")), message[0] if message else "")
+    got = first.removeprefix("E").strip().removeprefix("AssertionError:").strip()
+    return {"request": "", "response": got[:300], "expected": doc[0] if doc else item.name}
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import pytest
 
 from conformance.test_conformance import CaseError, expand, load_cases
 from harness.client import crlf_split_point, exchange, split_request
+from harness.server import ServerCommand, ServerPool
 
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 OK = b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"
@@ -186,3 +187,48 @@ def test_expand_repeats() -> None:
     assert expand("/{{3*ab}}/{{2*x}}") == "/ababab/xx"
     with pytest.raises(CaseError):
         expand("/{{x}}")
+
+
+HANGS_ON_POST = """
+import argparse, socket, threading, time
+parser = argparse.ArgumentParser()
+parser.add_argument("-p", type=int)
+parser.add_argument("-f")
+args, _ = parser.parse_known_args()
+listener = socket.create_server(("127.0.0.1", args.p))
+
+def serve(conn):
+    head = conn.recv(65536)
+    if head.startswith(b"POST"):
+        time.sleep(3600)
+    conn.sendall(b"HTTP/1.0 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+    conn.close()
+
+while True:
+    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+"""
+
+
+def test_pool_replaces_a_hung_server_and_shortens_later_head_waits(tmp_path: Path) -> None:
+    """After a hang the pool starts a fresh server (never "not tried") and waits 2 s for heads."""
+    script = tmp_path / "hangs_on_post.py"
+    script.write_text(HANGS_ON_POST)
+    pool = ServerPool(ServerCommand(script))
+    try:
+        server = pool("default")
+        assert pool.head_timeout(server) is None
+        hung = exchange(server.port, b"POST / HTTP/1.0\r\n\r\n", timeout=0.5)
+        assert hung.outcome == "timeout" and pool.after(server, hung).problems == []
+        fresh = pool("default")
+        assert fresh is not server and pool.head_timeout(fresh) == ServerPool.HUNG_HEAD_TIMEOUT
+        served = exchange(fresh.port, REQUEST, head_timeout=pool.head_timeout(fresh))
+        assert (served.status, served.body) == (200, b"ok")
+    finally:
+        assert pool.close() == []
+
+
+def test_head_timeout_bounds_only_the_wait_for_the_head() -> None:
+    """A head that does not come within head_timeout is a timeout saying that wait."""
+    with peer(lambda conn: conn.recv(100) and threading.Event().wait(2)) as port:
+        reply = exchange(port, REQUEST, timeout=5.0, head_timeout=0.3)
+    assert reply.outcome == "timeout" and reply.error == "no response within 0.3 s"
