@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import shutil
 import sys
@@ -210,6 +211,22 @@ def verdict(card: Scorecard, index: int, total: int) -> str:
     return f"[{index}/{total}] {card.name}: {outcome} in {card.duration:.0f} s"
 
 
+def missing_clients() -> list[str]:
+    """Name each real client the suite drives that is not installed, and how to install it.
+
+    Without one, its checks skip (and a skipped check scores as not run), so say it up front.
+    """
+    from concurrency_tests.real_clients import CHROMIUM_ENV, CHROMIUM_NAMES
+
+    clients = {"chromium": (os.environ.get(CHROMIUM_ENV, ""), *CHROMIUM_NAMES)}
+    clients |= {"curl": ("curl",), "wrk": ("wrk",)}
+    return [
+        f"{name} is not installed, so its checks skip (Debian: apt-get install {name})"
+        for name, programs in clients.items()
+        if not any(shutil.which(program) for program in programs if program)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a subcommand, or grade every submission named on the command line; return the status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -226,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     except SubmissionError as exc:
         print(f"grade.py: error: {exc}", file=sys.stderr)
         return 2
+    for note in missing_clients():
+        print(f"grade.py: note: {note}", file=sys.stderr, flush=True)
     options = options_from(args)
     names = unique_names(submissions)
     cards = []

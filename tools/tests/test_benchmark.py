@@ -546,3 +546,11 @@ def test_ratio_column_adds_the_in_memory_twin_when_measured():
     assert markdown.ratio_cell(results[0], by_name) == "2.00× uvicorn (1.28× from memory)"
     del by_name["uvicorn-memory"]
     assert markdown.ratio_cell(results[0], by_name) == "2.00× uvicorn"
+
+
+def test_a_missing_peer_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(servers, "nginx_path", lambda: None)
+    assert "apt-get install nginx" in servers.missing_peer_reason("nginx", {})
+    reason = servers.missing_peer_reason("uvicorn-memory", {"uvicorn": None})
+    assert reason == f"uvicorn is not installed for this Python ({model.INSTALL_HINT})"
+    assert servers.missing_peer_reason("gunicorn-gthread-memory", {"gunicorn": "23"}) is None

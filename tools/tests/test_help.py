@@ -53,3 +53,14 @@ def test_grade_without_psutil_says_in_one_line_what_to_install(args):
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     (line,) = refused.stderr.splitlines()
     assert line.startswith("grade.py: psutil is not installed") and f"{INSTALL}'.[test]'" in line
+
+
+def test_grade_names_each_missing_client_up_front(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.syspath_prepend(str(TOOLS))
+    import grade
+
+    notes = grade.missing_clients()
+    assert [note.split()[0] for note in notes] == ["chromium", "curl", "wrk"]
+    assert all("checks skip (Debian: apt-get install " in note for note in notes)
