@@ -32,7 +32,7 @@ from .rubric import (
 )
 
 SCORED_TIER, REPORTED_TIER = "required", "recommended"
-NOT_RUN = "not run"
+NOT_RUN, NOT_GRADED = "not run", "not graded in this run"
 EARNED, LOST, NOT_OFFERED = "earned", "lost", "not offered"
 GRADED, MAX_POINTS = "graded", 100.0
 COUNTED = ("passed", *FAILED)  # skipped, xfailed and xpassed are not counted
@@ -254,7 +254,7 @@ def judge(
         return result
     not_graded = [mode for mode in explicit if mode not in card.graded_modes]
     if not_graded or (item.judged_by_records and not modes):
-        result.reason = f"not graded in this run ({', '.join(not_graded) or 'no mode'})"
+        result.reason = f"{NOT_GRADED} ({', '.join(not_graded) or 'no mode'})"
         return result
     counted = [record for record in records if record["verdict"] in COUNTED]
     failing = sorted({subject(r) for r in counted if r["verdict"] in FAILED})

@@ -84,9 +84,9 @@ def correct_records(modes: tuple[str, ...] = ALL_MODES) -> list[dict]:
     for lab, (nodeid, per_mode) in TESTS.items():
         records += [check(nodeid, mode, lab) for mode in modes] if per_mode else []
         records += [] if per_mode else [check(nodeid, None, lab)]
-    records += [check(ZOMBIES, "process", "lab6.low-level-objects")] if "process" in modes else []
-    records += [check(HANG_UP, mode, "lab5.large-files") for mode in modes]
-    records += [check(LEFT_OPEN, mode, "lab5.http10") for mode in modes]
+    records += [check(ZOMBIES, "process", "lab6.worker-per-client")] if "process" in modes else []
+    records += [check(HANG_UP, mode, "lab5.client-abort") for mode in modes]
+    records += [check(LEFT_OPEN, mode, "lab5.http10-close") for mode in modes]
     return records
 
 

@@ -18,7 +18,14 @@ TOOLS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOOLS))
 
 from grading.rubric import RubricError, labs, load_rubric, rubric_path, rubric_toml  # noqa: E402
-from grading.scoring import EARNED, LOST, NOT_OFFERED, benchmark_results, run_modes  # noqa: E402
+from grading.scoring import (  # noqa: E402
+    EARNED,
+    LOST,
+    NOT_OFFERED,
+    benchmark_results,
+    run_modes,
+    score_card,
+)
 from records import (  # noqa: E402
     ALL_BENCHMARKED,
     BENCHMARK,
@@ -26,6 +33,7 @@ from records import (  # noqa: E402
     SEED,
     TESTS,
     ZOMBIES,
+    card,
     case,
     check,
     correct_records,
@@ -242,3 +250,21 @@ def test_item_results_say_lost_only_when_lost() -> None:
     assert all(i.reason for i in result.items)
     broken = grade_records(failing(correct_records(), lambda r: r.get("lab") == "lab5.404"))
     assert item(broken, "not-found-404").status == LOST
+
+
+def test_an_item_decided_by_a_finding_alone_is_earned_until_one_is_reported(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "crash.toml"
+    path.write_text(
+        'required_modes = ["thread"]\n[points]\nno-crash = 10\nget-file = 90\n'
+        '[item.no-crash]\nfinding = ["crash"]\nmodes = "graded"\nquote = ["lab5.malformed"]\n'
+        '[item.get-file]\nlab = ["lab5.get-file"]\n'
+    )
+    rubric = load_rubric(path)
+    records = [case("lab5.get-file", "get-page", "thread")]
+    result = score_card(card(("thread",), ("thread",)), records, rubric)
+    assert item(result, "no-crash").reason == "no check reported crash" and result.score == 100
+    crashed = case("lab5.get-file", "get-bad", "thread", verdict="failed", finding="crash")
+    result = score_card(card(("thread",), ("thread",)), [*records, crashed], rubric)
+    assert lost(result) == {"no-crash"} and result.findings[0].id == "crash"
