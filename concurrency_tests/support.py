@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import signal
 import socket
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ import pytest
 
 from harness.client import Reply, exchange, parse_head
 from harness.fixtures import expected_content
-from harness.server import ServerProcess
+from harness.server import ServerProcess, describe_status
 
 DELAY = 5.0
 MIN_DELAY = 4.5
@@ -45,9 +47,32 @@ def fixture_paths(count: int) -> list[str]:
     return [SMALL_FILES[index % len(SMALL_FILES)] for index in range(count)]
 
 
+_SUITE_SIGNALS: weakref.WeakKeyDictionary[ServerProcess, int] = weakref.WeakKeyDictionary()
+
+
+def send_suite_signal(server: ServerProcess, signum: int, group: bool = False) -> float:
+    """Signal the server on the suite's behalf (a shutdown test); return when it was sent.
+
+    Its exit afterwards is then told as the answer to that signal, never as a crash.
+    """
+    _SUITE_SIGNALS[server] = signum
+    sent = time.monotonic()
+    server.send_signal(signum, group)
+    return sent
+
+
 def server_context(server: ServerProcess) -> str:
-    """Return the server's death report, or that it still runs and its last stderr lines."""
-    if server.exit_status() is not None:
+    """Return how the server ended (a death, or its exit after the suite's signal), or that it
+    still runs; with its last stderr lines."""
+    status = server.exit_status()
+    if status is not None and server in _SUITE_SIGNALS:
+        tail = server.stderr_tail() or "(stderr is empty)"
+        asked = signal.Signals(_SUITE_SIGNALS[server]).name
+        return (
+            f"server under test (mode {server.mode}) exited with status "
+            f"{describe_status(status)} after the suite's {asked}; last stderr lines:\n{tail}"
+        )
+    if status is not None:
         return server.death_report()
     tail = server.stderr_tail() or "(stderr is empty)"
     return f"server under test (mode {server.mode}) still running; last stderr lines:\n{tail}"

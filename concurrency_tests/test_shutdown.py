@@ -24,6 +24,7 @@ from concurrency_tests.support import (
     fixture_paths,
     open_idle_connections,
     probe_until_refused,
+    send_suite_signal,
     server_context,
     start_time,
     wait_group_empty,
@@ -48,9 +49,7 @@ class ShutdownSignal:
 
     def send(self, server: ServerProcess) -> float:
         """Send the signal; return the moment it was sent."""
-        sent = time.monotonic()
-        server.send_signal(self.signum, self.group)
-        return sent
+        return send_suite_signal(server, self.signum, self.group)
 
     def __str__(self) -> str:
         """E.g. "SIGINT to the process group"."""
@@ -222,7 +221,7 @@ def test_idle_connection_does_not_delay_shutdown(mode: str, server_factory: Serv
     server = server_factory(mode)
     idle = open_idle_connections(server, 1)
     try:
-        server.send_signal(signal.SIGINT)
+        send_suite_signal(server, signal.SIGINT)
         status = server.wait_exit(IDLE_EXIT_WITHIN)
     finally:
         for sock in idle:

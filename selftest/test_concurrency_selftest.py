@@ -61,9 +61,9 @@ FAULTS = (
     Fault(
         "conc_process_zombies.py",
         "process",
-        "test_process_mode_zombies_do_not_accumulate",
+        "test_process_mode_reaps_each_child_at_once",
         "process",
-        "must not pile up",
+        "reaped as soon as",
     ),
     Fault(
         "conc_sigint_exits_at_once.py",
