@@ -50,7 +50,7 @@ class Timeline:
     mode: str
     check: str
     delay: float
-    clients: list[list[float]]
+    clients: list[list[float | None]]  # an end of None: the client never got its reply
     passed: bool
 
 
@@ -134,16 +134,24 @@ def timelines(records: Iterable[dict], modes: Sequence[str]) -> list[Timeline]:
     ordered = sorted(records, key=lambda r: (r.get("tier") != "required", r["nodeid"]))
     for record in ordered:
         timeline, mode = record.get("timeline"), record.get("mode")
-        if not isinstance(timeline, dict) or mode in by_mode or not timeline.get("clients"):
+        if mode in by_mode or not isinstance(timeline, dict):
             continue
-        by_mode[mode] = Timeline(
-            mode=mode,
-            check=subject(record),
-            delay=float(timeline.get("delay", 0.0)),
-            clients=[[float(start), float(end)] for start, end in timeline["clients"]],
-            passed=record["verdict"] == "passed",
-        )
+        try:
+            clients = [
+                [_seconds(start) or 0.0, _seconds(end)] for start, end in timeline["clients"]
+            ]
+            delay = float(timeline.get("delay") or 0.0)
+        except (KeyError, TypeError, ValueError):
+            continue  # not the contract's shape: nothing to draw
+        if clients:
+            passed = record["verdict"] == "passed"
+            by_mode[mode] = Timeline(mode, subject(record), delay, clients, passed)
     return [by_mode[mode] for mode in modes if mode in by_mode]
+
+
+def _seconds(value: float | str | None) -> float | None:
+    """Return a timeline instant as a float, None staying None (a client never answered)."""
+    return None if value is None else float(value)
 
 
 def shorten(text: str, chars: int = TEXT_CHARS, lines: int = 1) -> str:

@@ -4,7 +4,8 @@ Strategy: an overlap check sends a few requests to a server run with -d and reco
 client's response started and ended (seconds after the first send). Drawn on one time axis per
 mode, clients served at the same time stack up as parallel bars and clients served one after the
 other as a staircase, so overlap (or its absence) shows at a glance. The text form is one line per
-client; the PNG (Pillow) puts every mode in one picture.
+client; the PNG (Pillow) puts every mode in one picture. A client never answered runs to the
+end of the axis, drawn as "?" (an outline in the PNG).
 """
 
 from __future__ import annotations
@@ -23,19 +24,22 @@ PASSED_COLOUR, FAILED_COLOUR, AXIS_COLOUR = (46, 139, 87), (200, 60, 50), (120, 
 
 def span(timelines: Sequence[Timeline]) -> float:
     """Return the seconds the shared time axis covers (at least one delay, at least 1 s)."""
-    ends = [end for timeline in timelines for _, end in timeline.clients]
+    instants = [at for timeline in timelines for client in timeline.clients for at in client]
     delays = [timeline.delay for timeline in timelines]
-    return max([1.0, *ends, *delays])
+    return max([1.0, *(at for at in instants if at is not None), *delays])
 
 
 def overlap_words(timeline: Timeline) -> str:
     """Return how the clients were served: at the same time, one at a time, or partly."""
-    clients = sorted(timeline.clients)
-    pairs = [(a, b) for i, a in enumerate(clients) for b in clients[i + 1 :]]
+    unanswered = sum(end is None for _, end in timeline.clients)
+    served = sorted((start, end) for start, end in timeline.clients if end is not None)
+    pairs = [(a, b) for i, a in enumerate(served) for b in served[i + 1 :]]
     overlapping = [a[1] > b[0] for a, b in pairs]
     if all(overlapping):
-        return "served at the same time"
-    return "served one at a time" if not any(overlapping) else "partly at the same time"
+        words = "served at the same time"
+    else:
+        words = "served one at a time" if not any(overlapping) else "partly at the same time"
+    return f"{words}; {unanswered} never answered" if unanswered else words
 
 
 def timeline_text(timelines: Sequence[Timeline]) -> str:
@@ -50,9 +54,10 @@ def timeline_text(timelines: Sequence[Timeline]) -> str:
         lines.append(f"{head} clients: {overlap_words(timeline)}")
         for number, (start, end) in enumerate(timeline.clients, start=1):
             first = round(start / seconds * BAR_CHARS)
-            last = max(first + 1, round(end / seconds * BAR_CHARS))
-            bar = " " * first + "=" * (last - first) + " " * (BAR_CHARS - last)
-            lines.append(f"{'':<{width}}  client {number} |{bar}| {start:.1f}-{end:.1f} s")
+            last = BAR_CHARS if end is None else max(first + 1, round(end / seconds * BAR_CHARS))
+            mark, until = ("?", "no reply") if end is None else ("=", f"{end:.1f} s")
+            bar = " " * first + mark * (last - first) + " " * (BAR_CHARS - last)
+            lines.append(f"{'':<{width}}  client {number} |{bar}| {start:.1f}-{until}")
     return "\n".join(lines)
 
 
@@ -69,8 +74,12 @@ def timeline_png(timelines: Sequence[Timeline]) -> bytes:
         colour = PASSED_COLOUR if timeline.passed else FAILED_COLOUR
         for start, end in timeline.clients:
             x0 = left + start / seconds * PLOT_WIDTH
-            x1 = max(x0 + 2, left + end / seconds * PLOT_WIDTH)
-            draw.rectangle((x0, y + 2, x1, y + ROW - 3), fill=colour)
+            x1 = left + (seconds if end is None else end) / seconds * PLOT_WIDTH
+            box = (x0, y + 2, max(x0 + 2, x1), y + ROW - 3)
+            if end is None:  # never answered: an open outline to the end of the axis
+                draw.rectangle(box, outline=FAILED_COLOUR)
+            else:
+                draw.rectangle(box, fill=colour)
             y += ROW
         y += GAP
     draw.line((left, y, left + PLOT_WIDTH, y), fill=AXIS_COLOUR)

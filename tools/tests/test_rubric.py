@@ -26,6 +26,7 @@ from grading.scoring import (  # noqa: E402
     run_modes,
     score_card,
 )
+from grading.timeline import timeline_png, timeline_text  # noqa: E402
 from records import (  # noqa: E402
     ALL_BENCHMARKED,
     BENCHMARK,
@@ -268,3 +269,20 @@ def test_an_item_decided_by_a_finding_alone_is_earned_until_one_is_reported(
     crashed = case("lab5.get-file", "get-bad", "thread", verdict="failed", finding="crash")
     result = score_card(card(("thread",), ("thread",)), [*records, crashed], rubric)
     assert lost(result) == {"no-crash"} and result.findings[0].id == "crash"
+
+
+def test_a_client_never_answered_is_drawn_open_and_bad_timelines_are_skipped() -> None:
+    overlap = "concurrency_tests/test_overlap.py::test_overlap"
+    records = [
+        check(
+            overlap, "thread", None, timeline={"delay": 5.0, "clients": [[0.0, 5.1], [0.0, None]]}
+        ),
+        check(overlap, "process", None, timeline={"delay": 5.0, "clients": [["x", 1]]}),
+    ]
+    result = score_card(card(("thread", "process"), ("thread", "process")), records)
+    (timeline,) = result.timelines
+    assert timeline.clients[1] == [0.0, None]
+    text = timeline_text(result.timelines)
+    assert "served at the same time; 1 never answered" in text
+    assert "client 2 |" + "?" * 40 + "| 0.0-no reply" in text
+    assert timeline_png(result.timelines).startswith(b"\x89PNG")
