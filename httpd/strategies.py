@@ -9,7 +9,6 @@ in-flight requests finish and returns; `abort` kills what is left after a second
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -17,22 +16,20 @@ import os
 import queue
 import selectors
 import socket
-import stat
 import sys
 import threading
 from typing import NoReturn
 
-from httpd.connection import RECV_SIZE, Settings, serve_connection
+from httpd.connection import Settings, serve_connection
 from httpd.dispatcher import Dispatcher, close_listener, settle
 from httpd.lifecycle import ShutdownSignals, become_worker, signals_blocked
-from httpd.responses import error_response
+from httpd.overload import Refusals, start_closing_leaks
 
 LOG = logging.getLogger("http_server")
 FORK = multiprocessing.get_context("fork")
 DEFAULT_THREADS = 16
 DEFAULT_PROCESSES = max(4, os.cpu_count() or 1)
 JOIN_SLICE = 0.1
-FORK_PIPE_ENDS = 4
 
 
 class DispatchStrategy:
@@ -288,60 +285,6 @@ class ProcessPoolStrategy:
     def abort(self) -> None:
         """Kill every worker."""
         kill_all(self.workers.values())
-
-
-class Refusals:
-    """Answers 503 to connections no thread or process could be started for; logs once a streak.
-
-    The connection's request has arrived (the dispatcher hands over only readable ones): it is
-    read, so that closing does not reset the answer, then answered without blocking.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        """Start outside any streak of refusals."""
-        self.settings = settings
-        self.refusing = False
-
-    def refuse(self, conn: socket.socket, reason: str) -> None:
-        """Answer 503 to `conn` and close it; log `reason` if this starts a streak."""
-        if not self.refusing:
-            LOG.warning("%s: answering 503 until a worker can start again", reason)
-        self.refusing = True
-        response = error_response(503, self.settings.root, "the server is out of workers")
-        with conn:
-            conn.setblocking(False)
-            with contextlib.suppress(OSError):
-                conn.recv(RECV_SIZE)
-            with contextlib.suppress(OSError):
-                conn.send(response.head() + response.body)
-
-    def recovered(self) -> None:
-        """A worker started again: the next refusal is logged."""
-        self.refusing = False
-
-
-def start_closing_leaks(process: multiprocessing.process.BaseProcess) -> None:
-    """Start `process`; if the fork fails, close the two pipes multiprocessing leaks then.
-
-    The fork context (CPython's popen_fork) opens two pipes just before it forks and does not
-    close them when os.fork raises: four descriptors lost per failure, under a process limit
-    four per refused connection. Nothing else opens a descriptor in between, so they take the
-    four lowest free numbers, which are found beforehand by opening /dev/null four times.
-
-    Raises:
-        OSError: the fork failed (BlockingIOError at a process limit).
-    """
-    free = [os.open(os.devnull, os.O_RDONLY) for _ in range(FORK_PIPE_ENDS)]
-    for fd in free:
-        os.close(fd)
-    try:
-        process.start()
-    except OSError:
-        for fd in free:
-            with contextlib.suppress(OSError):
-                if stat.S_ISFIFO(os.fstat(fd).st_mode):
-                    os.close(fd)
-        raise
 
 
 def receive_connections(inbox: socket.socket, limit: int | None = None) -> list[socket.socket]:
