@@ -84,11 +84,12 @@ def accept_backlog(listener: socket.socket) -> list[socket.socket]:
 
 @contextlib.contextmanager
 def signals_blocked() -> Iterator[None]:
-    """Block the shutdown signals while threads are started in this block.
+    """Block the shutdown signals while threads are started (or children forked) in this block.
 
     New threads inherit the mask, so the kernel always delivers SIGINT and SIGTERM to the main
     thread, where they interrupt a blocking join. A signal delivered to a worker thread would
-    run no handler until the main thread woke up by itself.
+    run no handler until the main thread woke up by itself. A forked child inherits the mask
+    too, and unblocks the signals in `become_worker`, once it ignores them.
     """
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
     try:
@@ -103,6 +104,8 @@ def become_worker(signals: ShutdownSignals | None = None) -> None:
     The parent alone decides when children stop (a child serving one connection exits when it is
     done; pool workers stop when the parent closes their pipe), so a signal sent to the whole
     process group (Ctrl-C in a terminal, or a service manager's SIGTERM) never cuts a response.
+    A parent may fork with both signals blocked (`signals_blocked`), so that none runs its
+    handler in the child before the child ignores them; they are unblocked here, once ignored.
 
     Args:
         signals: the parent's ShutdownSignals, whose descriptors the child closes.
@@ -110,5 +113,6 @@ def become_worker(signals: ShutdownSignals | None = None) -> None:
     signal.set_wakeup_fd(-1)
     for signum in SHUTDOWN_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
     if signals is not None:
         signals.close()

@@ -148,8 +148,11 @@ class ProcessStrategy(DispatchStrategy):
     child without re-importing anything, and the child leaves with os._exit once it has served,
     skipping multiprocessing's clean-up (it has nothing to flush but stderr). The parent watches
     each child's `sentinel`, which becomes readable the moment the child exits, and keeps the
-    child in `children` until it is joined, so a second Ctrl-C can still kill it. When no
-    process can be started (a process limit), the connection is answered 503.
+    child in `children` until it is joined, so a second Ctrl-C can still kill it. The fork
+    happens with the shutdown signals blocked: a Ctrl-C must not run the parent's handler in a
+    child that has not yet made itself a worker (it would shut the shared listener and take the
+    queued connections with it). When no process can be started (a process limit), the
+    connection is answered 503.
     """
 
     def start(self) -> None:
@@ -163,7 +166,8 @@ class ProcessStrategy(DispatchStrategy):
             target=self._serve_in_child, args=(conn,), name=f"conn-{conn.fileno()}"
         )
         try:
-            start_closing_leaks(child)
+            with signals_blocked():
+                start_closing_leaks(child)
         except OSError as error:
             self.refusals.refuse(conn, f"cannot start a process ({error})")
             return
