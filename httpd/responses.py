@@ -169,7 +169,7 @@ def folder_error_page(root: str) -> bytes | None:
     used only when it is a regular file: a symlink leading outside or a FIFO is ignored.
     """
     try:
-        fd = open_inside(root, "/404.html")
+        fd = open_inside(root, "/404.html", dotfiles=True)
     except HttpError:
         return None
     with open(fd, "rb") as page:
@@ -282,7 +282,7 @@ def file_response(path: str, root: str, dotfiles: bool = False) -> Response:
     raise HttpError(404, "no such file")
 
 
-def open_inside(root: str, path: str, dotfiles: bool = True) -> int:
+def open_inside(root: str, path: str, dotfiles: bool) -> int:
     """Open `path` under `root` for reading; return the descriptor if it really lies inside.
 
     The real location is read back from the open descriptor (/proc/self/fd on Linux: one system
