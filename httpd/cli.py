@@ -94,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_PROCESSES} processes for process-pool)",
     )
     parser.add_argument(
-        "--bind", default="", metavar="ADDR", help="address to listen on (default: all interfaces)"
+        "--bind",
+        default="",
+        metavar="ADDR",
+        help="address to listen on (default: all IPv4 interfaces; ::1 or :: listens on IPv6)",
     )
     parser.add_argument(
         "--dotfiles",
