@@ -232,7 +232,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 def _fallback_evidence(item: pytest.Item, report: pytest.TestReport) -> dict[str, str]:
     """Return an evidence example for a failed test that attached none."""
-    doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()
+    function = getattr(item, "function", None)
+    doc = ((function.__doc__ if function else None) or "").strip().splitlines()
     message = report.longreprtext.strip().splitlines()
     first = next((line for line in message if line.startswith("E ")), message[0] if message else "")
     got = first.removeprefix("E").strip().removeprefix("AssertionError:").strip()
