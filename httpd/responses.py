@@ -76,7 +76,8 @@ ABSOLUTE_FORM = re.compile(r"(?i)https?://[^/?#]*")
 
 @dataclass
 class Response:
-    """A planned response: the head to send, then `body`, then `file` streamed to its end."""
+    """A planned response: the head to send, then `body`, then `file` streamed to its end
+    (`file_size` bytes promised; `path`, the request path it came from, names it in the log)."""
 
     status: int
     headers: list[tuple[str, str]]

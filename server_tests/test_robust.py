@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -133,31 +133,58 @@ def test_stray_bytes_after_the_head_do_not_reset(
         assert (ending, len(body)) == ("eof", BIG_SIZE), f"attempt {attempt + 1}"
 
 
-PIDS_CGROUPS = Path("/sys/fs/cgroup/pids")
+CGROUP_V1_PIDS = Path("/sys/fs/cgroup/pids")
+CGROUP_V2 = Path("/sys/fs/cgroup")
 
 
 @contextlib.contextmanager
-def no_new_tasks(server: ServerProcess) -> Iterator[Path]:
-    """Move the server into a fresh pids cgroup (v1) that allows no more tasks than it has.
+def no_new_tasks(server: ServerProcess) -> Iterator[Callable[[], None]]:
+    """Keep the server from starting any thread or process; yield the function that lifts it.
 
-    A process limit that binds root too (RLIMIT_NPROC does not): thread and fork fail with
-    EAGAIN. Yields the cgroup; lifting is writing "max" to its pids.max.
+    Not root: the server's soft RLIMIT_NPROC drops to 1 (the user already runs more tasks).
+    Root is exempt from that limit, so the server moves into a fresh pids cgroup (v1, or v2
+    when the root cgroup delegates pids) allowing no more tasks than it has. Either way thread
+    and fork fail with EAGAIN.
     """
-    group = PIDS_CGROUPS / f"http-suite-{os.getpid()}-{server.port}"
-    try:
-        group.mkdir()
-    except OSError as error:
-        pytest.skip(f"no pids cgroup to limit the server with: {error}")
+    if os.geteuid() != 0:
+        process = psutil.Process(server.pid)
+        limits = process.rlimit(psutil.RLIMIT_NPROC)
+        process.rlimit(psutil.RLIMIT_NPROC, (1, limits[1]))
+        try:
+            yield lambda: process.rlimit(psutil.RLIMIT_NPROC, limits)
+        finally:
+            process.rlimit(psutil.RLIMIT_NPROC, limits)
+        return
+    parent = pids_cgroup_parent()
+    group = parent / f"http-suite-{os.getpid()}-{server.port}"
+    group.mkdir()
     try:
         (group / "cgroup.procs").write_text(str(server.pid))
         (group / "pids.max").write_text((group / "pids.current").read_text())
-        yield group
+        yield lambda: (group / "pids.max").write_text("max")
     finally:
         (group / "pids.max").write_text("max")
-        for pid in (group / "cgroup.procs").read_text().split():
-            with contextlib.suppress(ProcessLookupError):
-                (PIDS_CGROUPS / "cgroup.procs").write_text(pid)
+        wait_for(lambda: moved_out(group, parent))
         group.rmdir()
+
+
+def moved_out(group: Path, parent: Path) -> bool:
+    """Move every task of cgroup `group` to `parent`; True once none is left (an exited child
+    stays listed until its parent reaps it)."""
+    for pid in (group / "cgroup.procs").read_text().split():
+        with contextlib.suppress(ProcessLookupError):
+            (parent / "cgroup.procs").write_text(pid)
+    return not (group / "cgroup.procs").read_text().split()
+
+
+def pids_cgroup_parent() -> Path:
+    """Return the cgroup to create a pids-limited child in (skip the test when there is none)."""
+    if (CGROUP_V1_PIDS / "cgroup.procs").exists():
+        return CGROUP_V1_PIDS
+    control = CGROUP_V2 / "cgroup.subtree_control"
+    if control.exists() and "pids" in control.read_text().split():
+        return CGROUP_V2
+    pytest.skip("root, and no pids cgroup to limit the server with")
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
@@ -168,10 +195,10 @@ def test_out_of_threads_or_processes_answers_503(server_factory: ServerFactory, 
     assert exchange(server.port, request).status == 200
     assert wait_for(lambda: len(server.processes()) == 1), "the first child did not exit"
     baseline = psutil.Process(server.pid).num_fds()
-    with no_new_tasks(server) as group:
+    with no_new_tasks(server) as lift:
         replies = [exchange(server.port, request) for _ in range(5)]
         server.assert_alive()
-        (group / "pids.max").write_text("max")
+        lift()
         assert exchange(server.port, request).status == 200
     assert {reply.status for reply in replies} == {503}, [r.describe() for r in replies]
     assert server.stderr_text().count("503") == 1, server.stderr_tail()
