@@ -81,6 +81,7 @@ def connect(server: ServerProcess, receive_buffer: int | None = None) -> socket.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if receive_buffer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(DEADLINE)
     sock.connect((server.host, server.port))
     return sock
 
@@ -244,10 +245,14 @@ def test_404_page_fifo_does_not_freeze(fifo_404: ServerProcess) -> None:
 
 
 def test_second_ctrl_c_leaves_no_child(server_factory: ServerFactory) -> None:
-    """Item 8: a second SIGINT while a process-mode child serves kills that child too."""
-    server = server_factory("process", delay=True)
-    sock = connect(server)
-    sock.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+    """Item 8: a second SIGINT while a process-mode child serves kills that child too.
+
+    The child is kept busy by a download its client never reads (under a long idle timeout),
+    so it is still serving whenever the signals come.
+    """
+    server = server_factory("process", extra_args=["--timeout", "120"])
+    sock = connect(server, receive_buffer=4096)
+    sock.sendall(f"GET /{SPARSE_NAME} HTTP/1.0\r\n\r\n".encode())
     assert wait_for(lambda: len(server.processes()) > 1), "no child started for the request"
     children = [p for p in server.processes() if p.pid != server.pid]
     server.send_signal(signal.SIGINT)
