@@ -2,11 +2,15 @@
 
 # Strategy: the server is a black box run as `PYTHON SERVER -p PORT -f FOLDER [-c MODE] [-d]` in
 # its own session (a test may signal its process group without hitting pytest), its output going
-# to files (a pipe nobody drains would block a verbose server). It is ready once its port is
-# listening, asked of the kernel (sock_diag) so no probe connection disturbs a naive server;
-# "address in use" means another port. Stopping is a signal, then SIGKILL to the whole group after
-# a grace period; then the tree is verified unchanged and deleted. ServerFactory (one test) and
-# ServerPool (cached per worker for table cases) are the two owners of servers.
+# to files (a pipe nobody drains would block a verbose server). It runs in the sandbox of
+# harness/sandbox.py (bwrap, its own uid, limits, a throw-away copy of its folder as working
+# folder) unless HTTP_SANDBOX=off; `pid` is then the server's own pid, not bwrap's. It is ready
+# once a socket of its own process tree listens on its port, asked of the kernel (sock_diag, and
+# the tree's /proc fds) so no probe connection disturbs a naive server and another program's
+# listener on that port never counts; "address in use" means another port. Stopping is a signal,
+# then SIGKILL to the whole group after a grace period; then the tree is verified unchanged and
+# deleted. ServerFactory (one test) and ServerPool (cached per worker for table cases) are the
+# two owners of servers.
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import psutil
 
+from harness import sandbox
 from harness.client import Reply
 from harness.fixtures import FixtureTree, build_tree, working_directory
 
@@ -37,6 +42,7 @@ DEFAULT_MODE = "default"
 _CHOICES = re.compile(r"(?:-c|--concurrency)[ =]\{([^}]*)\}")
 _HAS_C_OPTION = re.compile(r"(?<![\w-])(?:-c|--concurrency)\b")
 _IN_USE = re.compile(r"in use|EADDRINUSE|Errno 98|Errno 48", re.IGNORECASE)
+_REFUSED_WRITE = re.compile(r".*(?:Read-only file system|Errno 30\b|EROFS).*")
 _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _TCPF_LISTEN = 4, 20, 1 << 10
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all", "--"]
@@ -57,9 +63,17 @@ class ServerCommand:
         """Make the script path absolute: servers run in their tree's folder."""
         object.__setattr__(self, "script", Path(self.script).resolve())
 
-    def argv(self, port: int, folder: Path, mode: str, delay: bool, extra: Sequence[str]) -> list:
-        """Return the command line for one server."""
-        argv = [self.python, str(self.script), "-p", str(port), "-f", str(folder)]
+    def argv(
+        self,
+        port: int,
+        folder: Path,
+        mode: str,
+        delay: bool,
+        extra: Sequence[str],
+        script: Path | None = None,
+    ) -> list:
+        """Return the command line for one server (`script`: its working copy, if not ours)."""
+        argv = [self.python, str(script or self.script), "-p", str(port), "-f", str(folder)]
         argv += [] if mode == DEFAULT_MODE else ["-c", mode]
         return argv + (["-d"] if delay else []) + list(extra)
 
@@ -72,18 +86,26 @@ def discover_modes(command: ServerCommand) -> tuple[str, ...]:
     none or `-h` fails.
     """
     try:
-        done = subprocess.run(
-            [command.python, str(command.script), "-h"],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-            env=server_environment(),
-        )
+        done = run_help(command.script, command.python)
     except (OSError, subprocess.TimeoutExpired):
         return (DEFAULT_MODE,)
     return parse_modes(done.stdout + done.stderr)
+
+
+def run_help(script: Path, python: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    """Run `PYTHON SCRIPT -h` (sandboxed like the server) and return its output.
+
+    Raises: ServerError if the sandbox cannot be set up; OSError or TimeoutExpired from the run.
+    """
+    return sandbox.run(current_sandbox(), script, python, ["-h"], timeout, server_environment())
+
+
+def current_sandbox() -> sandbox.Sandbox:
+    """Return the sandbox servers run in here (see harness/sandbox.py), as a ServerError if bad."""
+    try:
+        return sandbox.current()
+    except sandbox.SandboxError as exc:
+        raise ServerError(str(exc)) from None
 
 
 def parse_modes(help_text: str) -> tuple[str, ...]:
@@ -124,29 +146,48 @@ class ServerProcess:
     """One running server under test (see start_server)."""
 
     def __init__(
-        self, popen: subprocess.Popen, port: int, folder: Path, mode: str, logs: Path
+        self,
+        popen: subprocess.Popen,
+        port: int,
+        folder: Path,
+        mode: str,
+        logs: Path,
+        pid: int | None = None,
+        work: Path | None = None,
     ) -> None:
         self.popen, self.port, self.folder, self.mode = popen, port, folder, mode
-        self.logs = logs
+        self.logs, self.work = logs, work
+        self.server_pid = pid or popen.pid
         self.host = "127.0.0.1"
         self.tree: FixtureTree | None = None
         self.known: set[psutil.Process] = set()
 
     @property
     def pid(self) -> int:
-        """The server's process id (also its process group and session id)."""
-        return self.popen.pid
+        """The server's process id (also its process group and session id), inside bwrap if so."""
+        return self.server_pid
+
+    @property
+    def wrapped(self) -> bool:
+        """Whether the Popen is a wrapper (bwrap) around the server rather than the server."""
+        return self.server_pid != self.popen.pid
 
     def exit_status(self) -> int | None:
         """Return the exit status, or None while the server runs (negative: killed by signal)."""
-        return self.popen.poll()
+        return self._unwrap(self.popen.poll())
 
     def wait_exit(self, timeout: float) -> int | None:
         """Wait up to `timeout` s for the server to exit; return its status or None."""
         try:
-            return self.popen.wait(timeout)
+            return self._unwrap(self.popen.wait(timeout))
         except subprocess.TimeoutExpired:
             return None
+
+    def _unwrap(self, status: int | None) -> int | None:
+        """Turn bwrap's 128+N for a server killed by signal N back into -N, as Popen reports it."""
+        if status is None or not self.wrapped or not 128 < status < 128 + signal.NSIG:
+            return status
+        return 128 - status
 
     def stderr_text(self) -> str:
         """Return everything the server wrote to stderr so far."""
@@ -201,7 +242,7 @@ class ServerProcess:
             if group:
                 os.killpg(self.pid, sig)
             elif self.popen.poll() is None:
-                self.popen.send_signal(sig)
+                os.kill(self.pid, sig)
 
     def stop(self, sig: int = signal.SIGINT, group: bool = False, timeout: float = 10.0) -> int:
         """Send `sig`, wait up to `timeout` s, then SIGKILL the whole group; return exit status."""
@@ -210,7 +251,7 @@ class ServerProcess:
             self.send_signal(sig, group)
             if self.wait_exit(timeout) is None:
                 self.kill_leftovers()
-        return self.popen.wait()
+        return self._unwrap(self.popen.wait())
 
     def kill_leftovers(self) -> None:
         """SIGKILL the process group and every descendant ever seen; reap the server."""
@@ -220,6 +261,12 @@ class ServerProcess:
             with contextlib.suppress(psutil.Error):
                 process.kill()
         _RUNNING.discard(self)
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def refused_writes(self) -> list[str]:
+        """Return the server's stderr lines saying the sandbox refused it a write (read-only)."""
+        return _REFUSED_WRITE.findall(self.stderr_text())
 
     def _orphans(self) -> set[psutil.Process]:
         """Return the processes left in the group of the (reaped) server.
@@ -271,22 +318,32 @@ def start_server(
     """Start the server on a free port serving `folder`; return once it listens.
 
     Args: `logs` is a folder for its stdout/stderr files; `unprivileged` runs it without the
-    power to read mode-000 files when we are root.
-    Raises: ServerError if it exits or does not listen within `ready_timeout` s.
+    power to read mode-000 files when we are root (always so in the sandbox).
+    Raises: ServerError if it exits or does not listen within `ready_timeout` s, or ignores -p.
     """
     for _ in range(5):
         server = _spawn(command, mode, folder, logs, delay, extra_args, unprivileged)
-        why = _await_listening(server, ready_timeout)
-        if not why:
+        outcome, why = _await_listening(server, ready_timeout)
+        if outcome == "ready":
             return server
         status = describe_status(server.exit_status())
-        if server.exit_status() is None or not _IN_USE.search(server.stderr_text()):
-            server.stop(signal.SIGKILL)
-            tail = server.stderr_tail() or "(stderr is empty)"
-            raise ServerError(
-                f"server under test (mode {mode}) {why} at start-up: exit status {status}\n"
-                f"command: {' '.join(map(str, server.popen.args))}\nlast stderr lines:\n{tail}"
+        in_use = outcome == "in use" or (
+            server.exit_status() is not None and _IN_USE.search(server.stderr_text())
+        )
+        port_taken = in_use and _port_taken(server.port)
+        server.stop(signal.SIGKILL)
+        if port_taken:
+            continue
+        if in_use:
+            why = (
+                f"says the address is in use, but port {server.port} given with -p was free: "
+                "it does not listen on the port given (a fixed port of its own, taken by another?)"
             )
+        tail = server.stderr_tail() or "(stderr is empty)"
+        raise ServerError(
+            f"server under test (mode {mode}) {why} at start-up: exit status {status}\n"
+            f"command: {' '.join(map(str, server.popen.args))}\nlast stderr lines:\n{tail}"
+        )
     raise ServerError(f"server under test (mode {mode}): every port tried was in use")
 
 
@@ -299,76 +356,102 @@ def _spawn(
     extra_args: Sequence[str],
     unprivileged: bool,
 ) -> ServerProcess:
-    """Launch one server process on a fresh port, output to files in `logs`."""
+    """Launch one server process on a fresh port, output to files in `logs`.
+
+    It runs in the tree's working directory (see fixtures.working_directory); confined, its
+    script runs from a working copy of its folder (the one place it may write, its HOME and
+    TMPDIR), and it sees `folder`'s tree read-only.
+    """
+    box = current_sandbox()
     port = free_port()
     logs.mkdir(parents=True, exist_ok=True)
-    argv = command.argv(port, folder, mode, delay, extra_args)
-    prefix, user = _privilege_drop(command) if unprivileged else ([], {})
+    work = sandbox.work_copy(command.script) if box.confined else None
     out_path, err_path = logs / f"stdout-{port}.log", logs / f"stderr-{port}.log"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err, _spawn_errors(argv):
-        popen = subprocess.Popen(
-            prefix + argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=working_directory(folder),
-            env=server_environment(),
-            start_new_session=True,
-            **user,
-        )
-    server = ServerProcess(popen, port, folder, mode, logs)
+    env, cwd = server_environment(), working_directory(folder)
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        popen_options = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": out,
+            "stderr": err,
+            "env": env,
+            "start_new_session": True,
+        }
+        if work is not None:
+            sandbox.give_to(work, box.uid)
+            argv = command.argv(port, folder, mode, delay, extra_args, work / command.script.name)
+            popen_options["env"] = sandbox.sandbox_environment(env, work)
+            with _spawn_errors(argv, work):
+                popen, pid = sandbox.spawn(
+                    box, argv, work, [folder.parent], command.python, cwd, **popen_options
+                )
+        else:
+            argv = command.argv(port, folder, mode, delay, extra_args)
+            prefix, user = _privilege_drop(command) if unprivileged else ([], {})
+            with _spawn_errors(argv, None):
+                popen = subprocess.Popen(prefix + argv, cwd=cwd, **popen_options, **user)
+            pid = popen.pid
+    server = ServerProcess(popen, port, folder, mode, logs, pid, work)
     _RUNNING.add(server)
     return server
 
 
 @contextlib.contextmanager
-def _spawn_errors(argv: list[str]) -> Iterator[None]:
+def _spawn_errors(argv: list[str], work: Path | None) -> Iterator[None]:
     """Turn a failure to run the command at all (bad interpreter path...) into a ServerError."""
     try:
         yield
     except OSError as exc:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
         raise ServerError(f"cannot run the server: {' '.join(argv)}: {exc}") from exc
 
 
-def _await_listening(server: ServerProcess, timeout: float) -> str:
-    """Poll (with backoff) until the server listens on its port.
+def _await_listening(server: ServerProcess, timeout: float) -> tuple[str, str]:
+    """Poll (with backoff) until a socket of the server's own process tree listens on its port.
 
-    Returns: "" once it does, else why not: it exited, listens on another port, or timed out.
+    Returns: ("ready", "") once it does, ("in use", why) when another program holds the port and
+    the server says so, else ("failed", why): it exited, listens on another port, or timed out.
     """
     started = time.monotonic()
     pause = 0.002
     while time.monotonic() < started + timeout:
         if server.exit_status() is not None:
-            return "exited"
+            return "failed", "exited"
         listening = listening_sockets()
-        address = _connect_probe(server) if listening is None else _address_of(server, listening)
-        if address is not None:
-            server.host = address
-            return ""
-        other = _other_port(server, listening or []) if time.monotonic() > started + 1 else None
-        if other is not None:
-            return f"listens on port {other}, not on the port given with -p ({server.port})"
+        if listening is None:
+            address = _connect_probe(server)
+            if address is not None:
+                server.host = address
+                return "ready", ""
+        else:
+            owned = _owned(server, listening)
+            mine = [address for address, port in owned if port == server.port]
+            if mine:
+                server.host = _client_address(mine[0])
+                return "ready", ""
+            if owned and time.monotonic() > started + 1:
+                other = min(port for _, port in owned)
+                given = f"not on the port given with -p ({server.port})"
+                return "failed", f"listens on port {other}, {given}"
+            if _IN_USE.search(server.stderr_text()) and _port_taken(server.port, listening):
+                return "in use", "another program holds its port"
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
-    return f"did not listen within {timeout:g} s"
+    return "failed", f"did not listen within {timeout:g} s"
 
 
-def _address_of(server: ServerProcess, listening: list[tuple[str, int, int]]) -> str | None:
-    """Return the address to connect to if a listening socket has the server's port."""
-    for address, port, _ in listening:
-        if port == server.port:
-            return _client_address(address)
-    return None
-
-
-def _other_port(server: ServerProcess, listening: list[tuple[str, int, int]]) -> int | None:
-    """Return a port other than its own that the server's process tree listens on, if any."""
-    ports = {inode: port for _, port, inode in listening}
+def _owned(server: ServerProcess, listening: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
+    """Return (address, port) of the listening sockets that the server's process tree holds."""
+    inodes: set[int] = set()
     for process in server.processes():
-        for inode in _socket_inodes(process.pid):
-            if inode in ports:
-                return ports[inode]
-    return None
+        inodes |= _socket_inodes(process.pid)
+    return [(address, port) for address, port, inode in listening if inode in inodes]
+
+
+def _port_taken(port: int, listening: list[tuple[str, int, int]] | None = None) -> bool:
+    """Say whether some socket listens on `port` (True when the kernel cannot be asked)."""
+    listening = listening_sockets() if listening is None else listening
+    return listening is None or any(entry[1] == port for entry in listening)
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -503,15 +586,21 @@ def retire(servers: Iterable[ServerProcess], grace: float = 5.0) -> list[str]:
 
 
 def _verify_and_remove(server: ServerProcess) -> list[str]:
-    """Compare the server's tree with its snapshot, delete it; return a problem line if changed."""
+    """Compare the server's tree with its snapshot, delete it; return problem lines: the tree
+    changed, or the sandbox refused the server a write outside its working folder."""
+    who = f"server (mode {server.mode}, port {server.port})"
+    problems = [
+        f"{who} tried to write outside its folder (refused): {line.strip()}"
+        for line in server.refused_writes()[:1]
+    ]
     if server.tree is None:
-        return []
+        return problems
     changes = server.tree.changes()
     server.tree.remove()
     if not changes:
-        return []
+        return problems
     listed = "\n  ".join(changes[:20])
-    return [f"server (mode {server.mode}, port {server.port}) changed its served tree:\n  {listed}"]
+    return [*problems, f"{who} changed its served tree:\n  {listed}"]
 
 
 class ServerFactory:
