@@ -29,8 +29,10 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import psutil
 
 SANDBOX_ENV, UID_ENV, HIDE_ENV = "HTTP_SANDBOX", "HTTP_SANDBOX_UID", "HTTP_SANDBOX_HIDE"
 CHOICES = ("auto", "on", "off")
@@ -162,31 +164,36 @@ def interpreter_folders(python: str) -> tuple[Path, ...]:
 
 
 def current() -> Sandbox:
-    """Return the sandbox of this process, chosen once from HTTP_SANDBOX (see the strategy).
+    """Return the sandbox of this process, from HTTP_SANDBOX (see the strategy), with its uid.
 
     Raises: SandboxError for a bad HTTP_SANDBOX, or "on" where bwrap cannot run.
     """
-    return _current(os.environ.get(SANDBOX_ENV, "auto").strip().lower() or "auto")
+    box = choose(os.environ.get(SANDBOX_ENV, "auto").strip().lower() or "auto")
+    return _with_uid(box) if box.confined and os.geteuid() == 0 else box
 
 
 @functools.cache
-def _current(choice: str) -> Sandbox:
-    """Build the Sandbox for `choice` (cached: bwrap is probed once per process)."""
+def _with_uid(box: Sandbox) -> Sandbox:
+    """Return `box` running as this process's sandbox uid (claimed once)."""
+    return replace(box, uid=sandbox_uid())
+
+
+@functools.cache
+def choose(choice: str) -> Sandbox:
+    """Return the Sandbox for `choice` (auto, on, off), its uid not yet set; bwrap probed once.
+
+    Raises: SandboxError for a bad choice, or "on" where bwrap cannot run.
+    """
     if choice not in CHOICES:
         raise SandboxError(f"{SANDBOX_ENV} must be one of {', '.join(CHOICES)}, not {choice!r}")
     if choice == "off":
         return Sandbox("off")
-    uid = sandbox_uid() if os.geteuid() == 0 else None
-    hidden = hidden_folders([*HIDDEN, *instructor_folders()])
     problem = bwrap_problem()
     if not problem:
-        note = "" if uid is not None else "not root: servers run as you, not as a separate user"
-        return Sandbox("bwrap", uid, f"sandbox: {note}" if note else "", hidden=hidden)
+        return Sandbox("bwrap", hidden=hidden_folders([*HIDDEN, *instructor_folders()]))
     if choice == "on":
         raise SandboxError(f"{SANDBOX_ENV}=on but {problem}")
-    who = f"as uid {uid}" if uid is not None else "as you (not root)"
-    note = f"sandbox: {problem}; servers run {who} with limits only, the filesystem not hidden"
-    return Sandbox("limits", uid, note)
+    return Sandbox("limits", note=f"sandbox: {problem}: servers get limits only")
 
 
 def instructor_folders() -> list[str]:
@@ -262,6 +269,11 @@ def release_uid(uid: int) -> None:
     handle = _LOCKS.pop(uid, None)
     if handle is not None:
         handle.close()
+
+
+def sweep_claimed() -> int:
+    """Kill every process of the uids this process claimed (at exit); return how many."""
+    return sum(kill_uid(uid) for uid in list(_LOCKS))
 
 
 def spawn(
@@ -368,3 +380,36 @@ def give_to(work: Path, uid: int | None) -> None:
 def sandbox_environment(env: dict[str, str], work: Path) -> dict[str, str]:
     """Return `env` with HOME and TMPDIR pointing into the working copy."""
     return env | {"HOME": str(work), "TMPDIR": str(work)}
+
+
+def processes_of(uid: int) -> list[psutil.Process]:
+    """Return every living process whose real uid is `uid`."""
+    found = []
+    for process in psutil.process_iter(["uids"]):
+        uids = process.info.get("uids")
+        if uids is not None and uids.real == uid:
+            found.append(process)
+    return found
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process of `uid` (again while new ones appear); return how many were found."""
+    seen: set[int] = set()
+    for _ in range(10):
+        left = [process for process in processes_of(uid) if not _is_zombie(process)]
+        if not left:
+            break
+        for process in left:
+            seen.add(process.pid)
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(left, timeout=2)
+    return len(seen)
+
+
+def _is_zombie(process: psutil.Process) -> bool:
+    """Say whether a process is a zombie or already gone (nothing to kill)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True

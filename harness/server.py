@@ -289,11 +289,13 @@ _RUNNING: set[ServerProcess] = set()
 
 @atexit.register
 def _kill_running() -> None:
-    """Last resort when the test process exits without teardown (e.g. a second Ctrl-C)."""
+    """At exit: stop servers left without teardown (e.g. a second Ctrl-C), then kill whatever
+    still runs as our sandbox uid (children that escaped their server's process group)."""
     for server in list(_RUNNING):
         server.kill_leftovers()
         if server.tree is not None:
             server.tree.remove()
+    sandbox.sweep_claimed()
 
 
 def _read_text(path: Path) -> str:

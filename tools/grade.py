@@ -2,20 +2,22 @@
 """Grade student http_server.py submissions with the suite; write scorecards and a summary."""
 
 # Strategy: a thin command line over the grading package (tools/grading/): parse options, expand
-# list files, grade the submissions (folders, or git repositories at their `final` tag) one after
-# the other (in parallel they would spoil each other's timing tests) under a progress display,
-# write each one's folder as soon as it is graded, then the class summary. Exit status 1 if any
-# submission could not be graded at all. Two subcommands, named by the first word, package the
-# same grader for Gradescope and GitHub Classroom.
+# list files, grade the submissions (folders, or git repositories at their `final` tag), --jobs at
+# once (each in its own sandbox and network namespace, so their ports never meet), under a
+# progress display, write each one's folder as soon as it is graded, then the class summary.
+# Exit status 1 if any submission could not be graded at all. Two subcommands, named by the
+# first word, package the same grader for Gradescope and GitHub Classroom.
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import shlex
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 try:
@@ -32,6 +34,7 @@ try:
         rubric_table,
         rubric_toml,
     )
+    from grading.sandbox import CHOICES, SandboxError, isolation_note
     from grading.sources import DEFAULT_TAG, expand, grade_source, unique_names
     from grading.summary import write_summary
 except ModuleNotFoundError as missing:  # even --help needs the scoring rules, so say it at once
@@ -42,6 +45,8 @@ except ModuleNotFoundError as missing:  # even --help needs the scoring rules, s
         "(pip install -c constraints.txt -e '.[test]'), or run it as "
         ".tox/py311/bin/python tools/grade.py after ./run-tests"
     )
+
+DEFAULT_JOBS, DEFAULT_WORKERS = 2, 4
 
 EPILOG = f"""\
 Each submission is a folder holding http_server.py, the path of that file, or a git repository (a
@@ -120,7 +125,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="interpreter running the servers (default: the rubric's python, else this one)",
     )
     parser.add_argument(
-        "--jobs", type=_count, default=4, help="xdist workers per submission (default 4; 0: none)"
+        "--jobs",
+        type=_positive,
+        default=DEFAULT_JOBS,
+        help=f"submissions graded at once, each in its own sandbox (default {DEFAULT_JOBS})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_count,
+        default=DEFAULT_WORKERS,
+        help=f"xdist workers per submission (default {DEFAULT_WORKERS}; 0: none)",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=CHOICES,
+        default="auto",
+        help="run servers sandboxed: auto (default: where bwrap works), on (or fail), off",
     )
     parser.add_argument(
         "--timeout-per-submission",
@@ -185,6 +205,13 @@ def _modes(text: str) -> tuple[str, ...]:
     return modes
 
 
+def _positive(text: str) -> int:
+    """Parse a whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return int(text)
+
+
 def _count(text: str) -> int:
     """Parse a non-negative integer."""
     if not text.isdigit():
@@ -199,7 +226,8 @@ def options_from(args: argparse.Namespace) -> GradeOptions:
         modes=args.modes,
         tier=args.tier,
         python=args.python,
-        jobs=args.jobs,
+        workers=args.workers,
+        sandbox=args.sandbox,
         timeout=args.timeout_per_submission,
         pytest_args=tuple(shlex.split(args.pytest_args)),
     )
@@ -227,6 +255,28 @@ def missing_clients() -> list[str]:
     ]
 
 
+def grade_all(args: argparse.Namespace, submissions: list[str]) -> list[Scorecard]:
+    """Grade the submissions, --jobs of them at once; write each one's folder when it is done.
+
+    Returns: the scorecards, in the order of `submissions`.
+    """
+    options = options_from(args)
+    names = unique_names(submissions)
+    done = itertools.count(1)
+    with ClassProgress(len(names)) as progress:
+
+        def grade_one(spec: str, name: str) -> Scorecard:
+            """Grade one submission under its own progress bar; write its folder."""
+            task = progress.started(name)
+            card = grade_source(spec, options, name, args.tag, args.working_tree)
+            write_card(card, args.output)
+            progress.finished(task, verdict(card, next(done), len(names)))
+            return card
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            return list(pool.map(grade_one, submissions, names))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a subcommand, or grade every submission named on the command line; return the status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -245,15 +295,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for note in missing_clients():
         print(f"grade.py: note: {note}", file=sys.stderr, flush=True)
-    options = options_from(args)
-    names = unique_names(submissions)
-    cards = []
-    with ClassProgress(len(names)) as progress:
-        for index, (spec, name) in enumerate(zip(submissions, names, strict=True), start=1):
-            task = progress.started(name)
-            cards.append(grade_source(spec, options, name, args.tag, args.working_tree))
-            write_card(cards[-1], args.output)
-            progress.finished(task, verdict(cards[-1], index, len(names)))
+    try:
+        note = isolation_note(args.sandbox)
+    except SandboxError as exc:
+        print(f"grade.py: error: {exc}", file=sys.stderr)
+        return 2
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    cards = grade_all(args, submissions)
     if len(cards) > 1:
         write_summary(cards, args.output)
     print(f"scorecards in {args.output}/", flush=True)

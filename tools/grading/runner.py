@@ -4,7 +4,9 @@
 # pytest subprocess from the repository root in its own session: first a collect-only pass lists
 # every test (so tests a stopped run never reached still count, as not run), then the real run
 # writes the results JSON. On timeout pytest gets SIGINT (it then writes what it has), and after
-# a grace period everything it started is killed. Scoring is scoring.score_card's job.
+# a grace period everything it started is killed. The run (and the `-h`) are isolated per
+# submission (sandbox.py: a network namespace of its own, a uid whose every process is killed
+# at the end). Scoring is scoring.score_card's job.
 
 from __future__ import annotations
 
@@ -25,10 +27,12 @@ from pathlib import Path
 
 import psutil
 
+from harness import sandbox as server_sandbox
 from harness.server import parse_modes, server_environment
 
 from .collect import COLLECT_ENV
 from .rubric import DEFAULT_LAB, Rubric, load_rubric, rubric_path
+from .sandbox import Isolation, isolated
 from .scoring import Scorecard, run_modes, score_card
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,15 +49,17 @@ class SubmissionError(Exception):
 
 @dataclass(frozen=True)
 class GradeOptions:
-    """How to grade: rubric, modes, tier, interpreter, xdist workers, time limit, pytest args."""
+    """How to grade: rubric, modes, tier, interpreter, xdist workers, time limit, pytest args,
+    and the sandbox (auto, on, off: see harness/sandbox.py)."""
 
     rubric: Rubric = field(default_factory=lambda: load_rubric(rubric_path(DEFAULT_LAB)))
     modes: tuple[str, ...] = ()
     tier: str = "recommended"
     python: str = sys.executable
-    jobs: int = 4
+    workers: int = 4
     timeout: float = 1800.0
     pytest_args: tuple[str, ...] = ()
+    sandbox: str = "auto"
 
     @property
     def graded_modes(self) -> tuple[str, ...]:
@@ -90,9 +96,10 @@ def grade_submission(path: str | Path, options: GradeOptions, name: str = "") ->
         script = find_server(Path(path))
     except SubmissionError as exc:
         return replace(card, status="invalid", error=str(exc))
-    offered, help_notes = offered_modes(script, options.python)
-    runnable = tuple(run_modes(options.rubric, offered, options.modes))
-    run = run_suite(script, runnable, options) if runnable else SuiteRun()
+    with isolated(options.sandbox, script.parent) as isolation:
+        offered, help_notes = offered_modes(script, options.python, isolation, options.sandbox)
+        runnable = tuple(run_modes(options.rubric, offered, options.modes))
+        run = run_suite(script, runnable, options, isolation) if runnable else SuiteRun()
     card = replace(
         card,
         server=str(script),
@@ -100,7 +107,7 @@ def grade_submission(path: str | Path, options: GradeOptions, name: str = "") ->
         offered_modes=list(offered),
         status=run.status,
         error=run.error,
-        notes=help_notes + missing_required(options) + run.notes,
+        notes=help_notes + missing_required(options) + run.notes + isolation.notes,
         log_tail=run.log_tail,
     )
     scored = score_card(card, run.records, options.rubric, read_benchmark(script.parent))
@@ -149,18 +156,17 @@ def check_python_source(script: Path) -> None:
         raise SubmissionError(f"{script}: not a Python file (binary content)")
 
 
-def offered_modes(script: Path, python: str) -> tuple[tuple[str, ...], list[str]]:
-    """Return the -c modes the server's `-h` lists, and notes on anything odd about `-h`."""
+def offered_modes(
+    script: Path, python: str, isolation: Isolation, choice: str = "off"
+) -> tuple[tuple[str, ...], list[str]]:
+    """Return the -c modes the server's `-h` lists, and notes on anything odd about `-h`.
+
+    Args: `-h` runs in the sandbox `choice` as the submission's uid (from `isolation`).
+    """
+    box = replace(server_sandbox.choose(choice), uid=isolation.uid)
     try:
-        done = subprocess.run(
-            [python, str(script), "-h"],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=HELP_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=script.parent,
-            env=server_environment(),
+        done = server_sandbox.run(
+            box, script, python, ["-h"], HELP_TIMEOUT, server_environment() | isolation.env
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return (), [f"`{script.name} -h` could not run: {exc}"]
@@ -206,8 +212,13 @@ def pytest_command(script: Path, modes: tuple[str, ...], options: GradeOptions) 
     ]
 
 
-def run_suite(script: Path, modes: tuple[str, ...], options: GradeOptions) -> SuiteRun:
-    """Collect, then run, the suite against `script` in `modes`; return records and outcome."""
+def run_suite(
+    script: Path, modes: tuple[str, ...], options: GradeOptions, isolation: Isolation
+) -> SuiteRun:
+    """Collect, then run, the suite against `script` in `modes`; return records and outcome.
+
+    The real run goes inside `isolation` (its command prefix, its environment).
+    """
     base = pytest_command(script, modes, options)
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         folder = Path(tmp)
@@ -215,8 +226,12 @@ def run_suite(script: Path, modes: tuple[str, ...], options: GradeOptions) -> Su
         if problem:
             return SuiteRun(status="error", error=problem)
         results = folder / "results.json"
-        command = [*base, "--results-json", str(results), "-n", str(options.jobs)]
-        code, timed_out, tail = run_with_timeout(command, folder / "pytest.log", options.timeout)
+        command = [*isolation.prefix, *base, "--results-json", str(results)]
+        command += ["-n", str(options.workers)]
+        env = os.environ | isolation.env
+        code, timed_out, tail = run_with_timeout(
+            command, folder / "pytest.log", options.timeout, env
+        )
         records = _read_records(results)
     if timed_out:
         why = f"not run: the run was stopped after {options.timeout:g} s"

@@ -203,7 +203,7 @@ def test_grading_our_server_end_to_end(tmp_path: Path) -> None:
     options = GradeOptions(
         rubric=load_rubric(TOOLS / "tests" / "smoke_rubric.toml"),
         tier="required",
-        jobs=0,
+        workers=0,
         pytest_args=("-k", "smoke-get-page"),
     )
     result = grade_submission(ROOT, options, "ours")

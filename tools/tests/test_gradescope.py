@@ -35,7 +35,7 @@ NARROW = [
     "thread",
     "--tier",
     "required",
-    "--jobs",
+    "--workers",
     "0",
     "--pytest-args=-k smoke-get-page",
 ]

@@ -134,7 +134,7 @@ def test_our_server_is_graded_for_real_from_a_repository_at_its_tag(tmp_path: Pa
         "thread",
         "--tier",
         "required",
-        "--jobs",
+        "--workers",
         "0",
         "--pytest-args=-k smoke-get-page",
         *("--rubric", str(Path(__file__).with_name("smoke_rubric.toml"))),
