@@ -73,13 +73,14 @@ def test_writes_outside_the_folder_fail_and_are_reported(factory: ServerFactory)
 
 @needs_bwrap
 @pytest.mark.parametrize("factory", ["forks_listening_children.py"], indirect=True)
-def test_server_runs_as_its_uid_from_a_throw_away_copy_with_limits_its_escapees_swept(
+def test_server_runs_as_its_uid_from_a_throw_away_copy_with_limits_escapees_swept(
     factory: ServerFactory,
 ) -> None:
     server = factory("thread")
     process = psutil.Process(server.pid)
     assert process.uids().real == sandbox.current().uid != 0
-    assert Path(process.cwd()) == server.work != SERVERS
+    assert Path(process.cwd()) == server.tree.workdir
+    assert process.cmdline()[1] == str(server.work / "forks_listening_children.py")
     limits = Path(f"/proc/{server.pid}/limits").read_text()
     assert f"Max processes             {sandbox.Limits().processes}" in limits, limits
     assert f"Max open files            {sandbox.Limits().open_files}" in limits, limits
