@@ -4,7 +4,8 @@
 # homes, the temporary folders and the instructor's folders (the suite, the grader's working
 # folder, the submissions) hidden behind empty read-only tmpfs mounts; only the interpreter is
 # shown again, read-only. The server's working folder is a throw-away copy of its own folder, the
-# only place it may write. bwrap runs as root with just CAP_SETUID/CAP_SETGID kept, so that
+# only place it may write (the reference package httpd/ of the suite stays readable, for the
+# selftest servers built on it). bwrap runs as root with just CAP_SETUID/CAP_SETGID kept, so that
 # `prlimit` (processes, memory, open files, CPU time) and then `setpriv` (drop to the sandbox uid,
 # no capabilities, no new privileges) can follow; the server is then the process bwrap starts,
 # in its own session, its pid told on --info-fd. The network namespace is the caller's: the
@@ -37,6 +38,7 @@ import psutil
 SANDBOX_ENV, UID_ENV, HIDE_ENV = "HTTP_SANDBOX", "HTTP_SANDBOX_UID", "HTTP_SANDBOX_HIDE"
 CHOICES = ("auto", "on", "off")
 UID_RANGE = range(420_000, 421_000)
+SUITE_ROOT = Path(__file__).resolve().parents[1]
 SYSTEM = ("/usr", "/etc", "/bin", "/lib", "/sbin", "/dev", "/proc")
 HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/run", "/mnt", "/media", "/srv", "/opt")
 NOT_COPIED = (".git", ".tox", ".venv", "venv", "__pycache__", "*.pyc", "node_modules")
@@ -127,7 +129,8 @@ def _bwrap_options(
     hidden = sandbox.hidden
     for path in hidden:
         options += ["--tmpfs", str(path)]
-    shown = [(path, "--ro-bind") for path in [*interpreter_folders(python), *visible]]
+    reference = [SUITE_ROOT / "httpd"] if (SUITE_ROOT / "httpd").is_dir() else []
+    shown = [(path, "--ro-bind") for path in [*interpreter_folders(python), *reference, *visible]]
     for path, how in [*shown, (work, "--bind")]:
         options += [*_make_parents(path, hidden), how, str(path), str(path)]
     for path in hidden:
@@ -200,7 +203,7 @@ def instructor_folders() -> list[str]:
     """Return folders the server must not see: the suite's repository, our working folder and
     those listed in HTTP_SANDBOX_HIDE (the grader lists the submissions' folders there)."""
     listed = os.environ.get(HIDE_ENV, "").split(os.pathsep)
-    return [str(Path(__file__).resolve().parents[1]), os.getcwd(), *filter(None, listed)]
+    return [str(SUITE_ROOT), os.getcwd(), *filter(None, listed)]
 
 
 def hidden_folders(paths: Sequence[str]) -> tuple[Path, ...]:
@@ -378,8 +381,10 @@ def give_to(work: Path, uid: int | None) -> None:
 
 
 def sandbox_environment(env: dict[str, str], work: Path) -> dict[str, str]:
-    """Return `env` with HOME and TMPDIR pointing into the working copy."""
-    return env | {"HOME": str(work), "TMPDIR": str(work)}
+    """Return `env` with HOME and TMPDIR pointing into the working copy, and HTTPD_REPO naming
+    the suite's repository (whose reference httpd/ package, shown read-only, the selftest
+    servers built on our server import)."""
+    return env | {"HOME": str(work), "TMPDIR": str(work), "HTTPD_REPO": str(SUITE_ROOT)}
 
 
 def processes_of(uid: int) -> list[psutil.Process]:
