@@ -37,6 +37,7 @@ from harness import sandbox
 from harness.client import Reply
 from harness.fixtures import FixtureTree, build_tree, working_directory
 
+UNRESPONSIVE_ENV = "HTTP_UNRESPONSIVE_MODES"
 LAB_MODES = ("thread", "process")
 DEFAULT_MODE = "default"
 _CHOICES = re.compile(r"(?:-c|--concurrency)[ =]\{([^}]*)\}")
@@ -557,8 +558,14 @@ def launch(
 ) -> ServerProcess:
     """Build a fresh fixture tree and start a server on it (options as for start_server).
 
-    Returns: the running ServerProcess, its `tree` set. Raises: ServerError (tree removed).
+    Returns: the running ServerProcess, its `tree` set. Raises: ServerError (tree removed), at
+    once for a mode listed in HTTP_UNRESPONSIVE_MODES (see unresponsive_modes).
     """
+    if mode in unresponsive_modes():
+        raise ServerError(
+            f"not run: the server (mode {mode}) answered none of the grader's plain requests "
+            "before the run (it hangs on every request), so each test of this mode fails at once"
+        )
     fixture = build_tree(tree)
     try:
         server = start_server(command, mode, fixture.root, fixture.base / "logs", **options)
@@ -567,6 +574,14 @@ def launch(
         raise
     server.tree = fixture
     return server
+
+
+def unresponsive_modes() -> set[str]:
+    """Return the modes the grader found answering no request at all (HTTP_UNRESPONSIVE_MODES,
+    comma-separated; see tools/grading/preflight.py): waiting out every test's timeouts on such a
+    server would cost an hour and change no verdict."""
+    listed = os.environ.get(UNRESPONSIVE_ENV, "")
+    return {mode.strip() for mode in listed.split(",") if mode.strip()}
 
 
 def retire(servers: Iterable[ServerProcess], grace: float = 5.0) -> list[str]:

@@ -28,9 +28,10 @@ from pathlib import Path
 import psutil
 
 from harness import sandbox as server_sandbox
-from harness.server import parse_modes, server_environment
+from harness.server import UNRESPONSIVE_ENV, parse_modes, server_environment
 
 from .collect import COLLECT_ENV
+from .preflight import PROBE_TIMEOUT
 from .rubric import DEFAULT_LAB, Rubric, load_rubric, rubric_path
 from .sandbox import Isolation, isolated
 from .scoring import Scorecard, run_modes, score_card
@@ -38,7 +39,7 @@ from .scoring import Scorecard, run_modes, score_card
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = ("conformance", "concurrency_tests")
 SERVER_NAME, BENCHMARK_NAME, BENCHMARK_CHARS = "http_server.py", "benchmark.md", 100_000
-HELP_TIMEOUT, COLLECT_TIMEOUT, INTERRUPT_GRACE = 30.0, 600.0, 60.0
+HELP_TIMEOUT, COLLECT_TIMEOUT, INTERRUPT_GRACE, PREFLIGHT_TIMEOUT = 30.0, 600.0, 60.0, 120.0
 LOG_TAIL_LINES = 40
 _UNSAFE = re.compile(r"[^\w.-]+")
 
@@ -225,10 +226,12 @@ def run_suite(
         collected, problem = collect(base, folder)
         if problem:
             return SuiteRun(status="error", error=problem)
+        env = os.environ | isolation.env
+        hung, hung_notes = preflight(script, modes, options.python, isolation, folder)
+        env[UNRESPONSIVE_ENV] = ",".join(hung)
         results = folder / "results.json"
         command = [*isolation.prefix, *base, "--results-json", str(results)]
         command += ["-n", str(options.workers)]
-        env = os.environ | isolation.env
         code, timed_out, tail = run_with_timeout(
             command, folder / "pytest.log", options.timeout, env
         )
@@ -239,9 +242,34 @@ def run_suite(
         return SuiteRun(merge(collected, records, why), "timed out", "", [note], tail)
     if records is None:
         return SuiteRun(status="error", error=f"the suite {_exit(code, tail)}", log_tail=tail)
-    notes = [] if code in (0, 1) else [f"pytest {_exit(code, tail)}"]
+    notes = hung_notes + ([] if code in (0, 1) else [f"pytest {_exit(code, tail)}"])
     missing = "not run: pytest never reported it"
     return SuiteRun(merge(collected, records, missing), notes=notes, log_tail=tail)
+
+
+def preflight(
+    script: Path, modes: tuple[str, ...], python: str, isolation: Isolation, folder: Path
+) -> tuple[list[str], list[str]]:
+    """Find the modes whose server answers no request at all (see preflight.py), isolated.
+
+    Returns: those modes, and a note for each (or one saying the pre-flight itself failed).
+    """
+    command = [*isolation.prefix, sys.executable, str(Path(__file__).with_name("preflight.py"))]
+    command += [str(script), python, *modes]
+    env = os.environ | isolation.env
+    code, _, tail = run_with_timeout(command, folder / "preflight.log", PREFLIGHT_TIMEOUT, env)
+    try:
+        hung = json.loads(tail.splitlines()[-1]) if code == 0 else None
+    except (IndexError, ValueError):
+        hung = None
+    if not isinstance(hung, list):
+        return [], [f"pre-flight (does any mode answer at all?) {_exit(code, tail)}"]
+    return hung, [
+        f"mode {mode}: the server answered none of the pre-flight's plain requests within "
+        f"{PROBE_TIMEOUT:g} s, so its tests failed at once instead of each waiting out its "
+        "timeouts"
+        for mode in hung
+    ]
 
 
 def collect(base: list[str], folder: Path) -> tuple[list[dict], str]:
