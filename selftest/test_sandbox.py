@@ -160,3 +160,13 @@ def test_a_refused_write_is_in_the_scorecard(tmp_path: Path) -> None:
     card = grade_submission(SERVERS / "writes_outside_folder.py", options, "writes")
     text = json.dumps(dataclasses.asdict(card))
     assert "tried to write outside its folder (refused)" in text, text[:2000]
+
+
+def test_unresponsive_modes_skip_table_cases_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(harness_server.UNRESPONSIVE_ENV, "thread")
+    command = ServerCommand(SERVERS / "hangs_on_every_request.py")
+    with pytest.raises(ServerError, match="hangs on every request"):
+        harness_server.launch(command, "thread", table_case=True)
+    server = harness_server.launch(command, "thread")
+    assert server.exit_status() is None
+    harness_server.retire([server], grace=1.0)

@@ -6,7 +6,8 @@ advance. So before the suite, the grader runs this module inside the submission'
 (its network namespace and sandbox uid): each mode's server is started as the suite starts it
 and sent a few plain, valid requests at once; a mode whose server answers none of them within
 PROBE_TIMEOUT s is printed, and the grader hands the list to the suite (HTTP_UNRESPONSIVE_MODES),
-whose tests in those modes then fail at once saying why. A server that answers anything, or
+whose conformance cases in those modes then fail at once saying why (they all need a response;
+the other tests run as usual, since some pass without one). A server that answers anything, or
 cannot start (the suite reports that itself), is not listed. Usage: preflight.py SCRIPT PYTHON
 MODE...; prints a JSON list of the unresponsive modes.
 """

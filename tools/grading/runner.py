@@ -266,8 +266,8 @@ def preflight(
         return [], [f"pre-flight (does any mode answer at all?) {_exit(code, tail)}"]
     return hung, [
         f"mode {mode}: the server answered none of the pre-flight's plain requests within "
-        f"{PROBE_TIMEOUT:g} s, so its tests failed at once instead of each waiting out its "
-        "timeouts"
+        f"{PROBE_TIMEOUT:g} s, so its conformance cases failed at once instead of each waiting "
+        "out its timeout"
         for mode in hung
     ]
 
