@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import os
 import shlex
@@ -268,7 +269,8 @@ def grade_all(args: argparse.Namespace, submissions: list[str]) -> list[Scorecar
         def grade_one(spec: str, name: str) -> Scorecard:
             """Grade one submission under its own progress bar; write its folder."""
             task = progress.started(name)
-            card = grade_source(spec, options, name, args.tag, args.working_tree)
+            told = functools.partial(progress.update, task)
+            card = grade_source(spec, options, name, args.tag, args.working_tree, told)
             write_card(card, args.output)
             progress.finished(task, verdict(card, next(done), len(names)))
             return card

@@ -3,9 +3,9 @@
 Strategy: rich draws the bars on stderr, and only on a terminal (a log or a test sees plain
 lines instead: "grading NAME ..." on stderr, the verdict on stdout). Lines printed while the bars
 are up go above them, so the one-line verdicts stay readable. The class bar's time left is
-rich's estimate from the submissions done so far; a submission's own bar pulses with its elapsed
-time, as the suite's run length is not known in advance. Safe to call from several grading
-threads at once (rich locks its state).
+rich's estimate from the submissions done so far; a submission's own bar counts its tests done
+(the runner reads them from grading.ticks) and pulses until its suite has been collected. Safe
+to call from several grading threads at once (rich locks its state).
 """
 
 from __future__ import annotations
@@ -34,7 +34,12 @@ class ClassProgress:
         """Prepare a display for `total` submissions (drawn only if the console is a terminal)."""
         console = console or Console(stderr=True)
         self._submissions = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("tests"),
+            TimeElapsedColumn(),
         )
         self._class = Progress(
             TextColumn("{task.description}"),
@@ -79,6 +84,10 @@ class ClassProgress:
         if not self._shown:
             print(f"grading {name} ...", file=sys.stderr, flush=True)
         return self._submissions.add_task(name, total=None)
+
+    def update(self, task: TaskID, done: int, total: int) -> None:
+        """Show that `done` of a submission's `total` tests have finished."""
+        self._submissions.update(task, completed=done, total=total)
 
     def finished(self, task: TaskID, line: str) -> None:
         """Remove a submission's bar, print its verdict line, and count it done for the class."""

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,12 +36,16 @@ from .preflight import PROBE_TIMEOUT
 from .rubric import DEFAULT_LAB, Rubric, load_rubric, rubric_path
 from .sandbox import Isolation, isolated
 from .scoring import Scorecard, run_modes, score_card
+from .ticks import TICKS_ENV, ticks_done
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = ("conformance", "concurrency_tests")
 SERVER_NAME, BENCHMARK_NAME, BENCHMARK_CHARS = "http_server.py", "benchmark.md", 100_000
 HELP_TIMEOUT, COLLECT_TIMEOUT, INTERRUPT_GRACE, PREFLIGHT_TIMEOUT = 30.0, 600.0, 60.0, 120.0
 LOG_TAIL_LINES = 40
+TICK_SECONDS = 1.0  # how often a waiting run reports its progress
+
+Progress = Callable[[int, int], None]  # told (tests done, tests in the run) while the suite runs
 _UNSAFE = re.compile(r"[^\w.-]+")
 
 
@@ -79,11 +84,14 @@ class SuiteRun:
     log_tail: str = ""
 
 
-def grade_submission(path: str | Path, options: GradeOptions, name: str = "") -> Scorecard:
+def grade_submission(
+    path: str | Path, options: GradeOptions, name: str = "", progress: Progress | None = None
+) -> Scorecard:
     """Grade one submission and return its Scorecard (never raises for a bad submission).
 
     Args: `path` is a folder holding http_server.py, or that file itself; `name` labels the
-    scorecard (default: the submission's folder name).
+    scorecard (default: the submission's folder name); `progress`, if given, is told every
+    TICK_SECONDS how many of the suite's tests have finished.
     """
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     card = Scorecard(
@@ -100,7 +108,7 @@ def grade_submission(path: str | Path, options: GradeOptions, name: str = "") ->
     with isolated(options.sandbox, script.parent) as isolation:
         offered, help_notes = offered_modes(script, options.python, isolation, options.sandbox)
         runnable = tuple(run_modes(options.rubric, offered, options.modes))
-        run = run_suite(script, runnable, options, isolation) if runnable else SuiteRun()
+        run = run_suite(script, runnable, options, isolation, progress) if runnable else SuiteRun()
     card = replace(
         card,
         server=str(script),
@@ -214,11 +222,16 @@ def pytest_command(script: Path, modes: tuple[str, ...], options: GradeOptions) 
 
 
 def run_suite(
-    script: Path, modes: tuple[str, ...], options: GradeOptions, isolation: Isolation
+    script: Path,
+    modes: tuple[str, ...],
+    options: GradeOptions,
+    isolation: Isolation,
+    progress: Progress | None = None,
 ) -> SuiteRun:
     """Collect, then run, the suite against `script` in `modes`; return records and outcome.
 
-    The real run goes inside `isolation` (its command prefix, its environment).
+    The real run goes inside `isolation` (its command prefix, its environment); it counts its
+    finished tests for `progress` through the grading.ticks plugin.
     """
     base = pytest_command(script, modes, options)
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
@@ -226,14 +239,16 @@ def run_suite(
         collected, problem = collect(base, folder)
         if problem:
             return SuiteRun(status="error", error=problem)
-        env = os.environ | isolation.env
+        ticks = folder / "ticks"
+        env = _with_tools(os.environ | isolation.env) | {TICKS_ENV: str(ticks)}
         hung, hung_notes = preflight(script, modes, options.python, isolation, folder)
         env[UNRESPONSIVE_ENV] = ",".join(hung)
         results = folder / "results.json"
-        command = [*isolation.prefix, *base, "--results-json", str(results)]
+        command = [*isolation.prefix, *base, "--results-json", str(results), "-p", "grading.ticks"]
         command += ["-n", str(options.workers)]
+        told = (lambda: progress(ticks_done(ticks), len(collected))) if progress else None
         code, timed_out, tail = run_with_timeout(
-            command, folder / "pytest.log", options.timeout, env
+            command, folder / "pytest.log", options.timeout, env, told
         )
         records = _read_records(results)
     if timed_out:
@@ -275,9 +290,7 @@ def preflight(
 def collect(base: list[str], folder: Path) -> tuple[list[dict], str]:
     """List the tests the run will have (nodeid, mode, tier, case); return them or a problem."""
     target = folder / "collected.json"
-    tools = str(ROOT / "tools")
-    env = os.environ | {COLLECT_ENV: str(target)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [tools, os.environ.get("PYTHONPATH")]))
+    env = _with_tools(os.environ | {COLLECT_ENV: str(target)})
     command = [*base, "--collect-only", "-p", "grading.collect"]
     code, timed_out, tail = run_with_timeout(command, folder / "collect.log", COLLECT_TIMEOUT, env)
     collected = _read_records(target) if not timed_out and code == 0 else None
@@ -288,11 +301,22 @@ def collect(base: list[str], folder: Path) -> tuple[list[dict], str]:
     return collected, ""
 
 
+def _with_tools(env: dict[str, str]) -> dict[str, str]:
+    """Return `env` with tools/ first on PYTHONPATH, so pytest finds the grading plugins."""
+    paths = [str(ROOT / "tools"), env.get("PYTHONPATH", "")]
+    return env | {"PYTHONPATH": os.pathsep.join(filter(None, paths))}
+
+
 def run_with_timeout(
-    command: list[str], log: Path, timeout: float, env: dict[str, str] | None = None
+    command: list[str],
+    log: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> tuple[int | None, bool, str]:
     """Run `command` from the repository root, output to `log`, for at most `timeout` s.
 
+    Args: `waiting`, if given, is called every TICK_SECONDS while the command runs.
     Returns: (exit status or None, whether it timed out, the last lines of its output).
     """
     with log.open("wb") as out:
@@ -305,11 +329,14 @@ def run_with_timeout(
             env=env,
             start_new_session=True,
         )
-        timed_out = False
+        deadline, timed_out = time.monotonic() + timeout, False
         try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            while process.poll() is None and not timed_out:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(min(TICK_SECONDS, max(deadline - time.monotonic(), 0.0)))
+                timed_out = process.poll() is None and time.monotonic() >= deadline
+                if waiting and not timed_out:
+                    waiting()
         finally:
             if process.poll() is None:
                 stop_tree(process)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .runner import GradeOptions, SubmissionError, grade_submission, submission_name
+from .runner import GradeOptions, Progress, SubmissionError, grade_submission, submission_name
 from .scoring import Scorecard
 from .summary import SUMMARY_FILES
 
@@ -31,7 +31,7 @@ GIT_TIMEOUT = 300.0
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^\w.-]+")
 
-Grader = Callable[[str | Path, GradeOptions, str], Scorecard]
+Grader = Callable[[str | Path, GradeOptions, str, Progress | None], Scorecard]
 
 
 def expand(arguments: Sequence[str]) -> list[str]:
@@ -74,9 +74,12 @@ def is_local_repository(spec: str) -> bool:
 
 def source_name(spec: str) -> str:
     """Return the name a submission's outputs go to: a repository's name, else its folder's."""
-    if not (is_url(spec) or is_local_repository(spec)):
+    if is_url(spec):
+        last = re.split(r"[/:]", spec.rstrip("/"))[-1]
+    elif is_local_repository(spec):
+        last = Path(spec).resolve().name
+    else:
         return submission_name(spec)
-    last = re.split(r"[/:]", spec.rstrip("/"))[-1] or Path(spec).resolve().name
     return _UNSAFE.sub("_", last.removesuffix(".git")).strip("._") or "submission"
 
 
@@ -100,19 +103,21 @@ def grade_source(
     name: str,
     tag: str = DEFAULT_TAG,
     working_tree: bool = False,
+    progress: Progress | None = None,
     grade: Grader = grade_submission,
 ) -> Scorecard:
     """Grade one submission, a repository at `tag` or a folder as it is; never raises.
 
     Args: `working_tree` grades local clones as they are on disk (URLs are still cloned at
-    `tag`); `grade` grades a folder (the real grader by default; tests pass a stub).
+    `tag`); `progress` is told how many tests are done (see grade_submission); `grade` grades
+    a folder (the real grader by default; tests pass a stub).
     """
     if not is_url(spec) and (working_tree or not is_local_repository(spec)):
-        return grade(spec, options, name)
+        return grade(spec, options, name, progress)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     try:
         with checkout(spec, tag) as (folder, commit):
-            card = grade(folder, options, name)
+            card = grade(folder, options, name, progress)
             label = f"{spec} at tag {tag} (commit {commit[:12]})"
             return _relabel(card, str(folder), label)
     except SubmissionError as exc:

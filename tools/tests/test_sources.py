@@ -26,7 +26,7 @@ sys.path.insert(0, str(TOOLS))
 import grade  # noqa: E402
 from grading import GradeOptions, Scorecard  # noqa: E402
 from grading.classroom import runner_result  # noqa: E402
-from grading.runner import SubmissionError  # noqa: E402
+from grading.runner import Progress, SubmissionError  # noqa: E402
 from grading.sources import expand, grade_source, unique_names  # noqa: E402
 
 WORKFLOW = TOOLS / "classroom" / "workflow.yml"
@@ -68,7 +68,9 @@ class StubGrader:
         self.seen: list[str] = []
         self.commits: list[str] = []
 
-    def __call__(self, path: str | Path, options: GradeOptions, name: str) -> Scorecard:
+    def __call__(
+        self, path: str | Path, options: GradeOptions, name: str, progress: Progress | None
+    ) -> Scorecard:
         """Read the submission's http_server.py and return a graded card pointing at it."""
         server = Path(path) / "http_server.py"
         self.seen.append(server.read_text())
@@ -165,6 +167,16 @@ def test_lists_expand_in_place_relative_to_their_folder(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("# nobody yet\n")
     with pytest.raises(SubmissionError, match="names no submission"):
         expand([str(tmp_path / "empty.txt")])
+
+
+def test_a_local_clone_is_named_after_its_folder(tmp_path: Path, monkeypatch) -> None:
+    work = student_repository(tmp_path, "lab6-gus")
+    monkeypatch.chdir(work)
+    assert unique_names([".", str(work) + "/", str(bare_copy(work))]) == [
+        "lab6-gus",
+        "lab6-gus-2",
+        "lab6-gus-3",
+    ]
 
 
 def test_names_come_from_repositories_and_stay_unique() -> None:

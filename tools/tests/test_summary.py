@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 from rich.console import Console
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+TOOLS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TOOLS))
 
-from grading import Scorecard, score_card
-from grading.progress import ClassProgress
-from grading.rubric import Item, Rubric
-from grading.summary import (
+from grading import Scorecard, score_card  # noqa: E402
+from grading.progress import ClassProgress  # noqa: E402
+from grading.rubric import Item, Rubric  # noqa: E402
+from grading.runner import run_with_timeout  # noqa: E402
+from grading.summary import (  # noqa: E402
     SUMMARY_FILES,
     lost_items,
     rubric_scores,
@@ -29,6 +33,7 @@ from grading.summary import (
     summary_html,
     write_outputs,
 )
+from grading.ticks import TICKS_ENV, ticks_done  # noqa: E402
 
 CONFORMANCE = "conformance/test_conformance.py::test_case"
 OVERLAP = "concurrency_tests/test_overlap.py::test_delayed_requests_overlap"
@@ -142,3 +147,35 @@ def test_progress_prints_each_verdict_and_draws_only_on_a_terminal(capsys) -> No
     with ClassProgress(1, console=drawn) as progress:
         progress.finished(progress.started("carol"), "carol: 50/100")
     assert "1/1" in drawn.file.getvalue()
+
+
+def test_a_submission_bar_counts_its_tests() -> None:
+    drawn = Console(file=io.StringIO(), force_terminal=True, width=100, color_system=None)
+    with ClassProgress(1, console=drawn) as progress:
+        task = progress.started("erin")
+        progress.update(task, 7, 20)
+        progress._live.refresh()
+        assert "erin" in drawn.file.getvalue() and "7/20 tests" in drawn.file.getvalue()
+        progress.finished(task, "erin: 90/100")
+
+
+def test_the_ticks_plugin_counts_finished_tests_under_xdist(tmp_path: Path) -> None:
+    (tmp_path / "test_three.py").write_text(
+        "import pytest\n\n@pytest.mark.parametrize('n', range(3))\ndef test_n(n):\n"
+        "    assert n != 1\n"
+    )
+    ticks = tmp_path / "ticks"
+    env = os.environ | {TICKS_ENV: str(ticks), "PYTHONPATH": str(TOOLS)}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "grading.ticks", "-n", "2"]
+    command += ["-p", "no:cacheprovider", str(tmp_path / "test_three.py")]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout + done.stderr  # one of the three fails
+    assert ticks_done(ticks) == 3 and ticks_done(tmp_path / "none") == 0
+
+
+def test_a_waiting_run_reports_while_it_runs(tmp_path: Path) -> None:
+    calls: list[str] = []
+    command = [sys.executable, "-c", "import time; time.sleep(2.5)"]
+    waiting = lambda: calls.append("waiting")  # noqa: E731
+    code, timed_out, _ = run_with_timeout(command, tmp_path / "log", 60.0, None, waiting)
+    assert code == 0 and not timed_out and len(calls) >= 1
