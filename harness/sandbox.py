@@ -3,14 +3,15 @@
 # Strategy: bubblewrap (bwrap) gives the server a read-only view of the whole filesystem, with the
 # homes, the temporary folders and the instructor's folders (the suite, the grader's working
 # folder, the submissions) hidden behind empty read-only tmpfs mounts; only the interpreter is
-# shown again, read-only. The server's working folder is a throw-away copy of its own folder, the
-# only place it may write (the reference package httpd/ of the suite stays readable, for the
-# selftest servers built on it). bwrap runs as root with just CAP_SETUID/CAP_SETGID kept, so that
-# `prlimit` (processes, memory, open files, CPU time) and then `setpriv` (drop to the sandbox uid,
-# no capabilities, no new privileges) can follow; the server is then the process bwrap starts,
-# in its own session, its pid told on --info-fd. The network namespace is the caller's: the
-# grader runs each submission's whole suite in its own loopback-only namespace (see
-# tools/grading/sandbox.py), which the suite and its servers share.
+# shown again, read-only. The server's script runs from a throw-away copy of its own folder, the
+# only place it may write (its HOME and TMPDIR; one copy per suite process, shared by its
+# servers); its served tree is shown read-only, and so is the suite's reference package httpd/
+# (the selftest servers built on it import it). bwrap runs as root with just CAP_SETUID and
+# CAP_SETGID kept, so that `prlimit` (processes, memory, open files, CPU time) and then `setpriv`
+# (drop to the sandbox uid, no capabilities, no new privileges) can follow; the server is then
+# the process bwrap starts, in its own session, its pid told on --info-fd. The network namespace
+# is the caller's: the grader runs each submission's whole suite in its own loopback-only
+# namespace (see tools/grading/sandbox.py), which the suite and its servers share.
 #
 # Each suite process (or grader slot) holds one sandbox uid, claimed with a lock file so that two
 # suites on one machine never share one: the process limit counts per uid, and the grader kills
@@ -20,6 +21,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import functools
@@ -367,6 +369,31 @@ def work_copy(script: Path) -> Path:
     )
     work.chmod(0o755)
     return work
+
+
+_COPIES: dict[tuple[Path, int | None], Path] = {}
+
+
+def process_work_copy(script: Path, uid: int | None) -> Path:
+    """Return this process's working copy of the script's folder, made (and given to `uid`) once.
+
+    Copying a folder costs up to seconds on a loaded machine, so every server of one suite
+    process (one xdist worker) shares the copy; it is deleted when the process exits.
+    """
+    key = (script.parent, uid)
+    if key not in _COPIES:
+        work = work_copy(script)
+        give_to(work, uid)
+        if not _COPIES:
+            atexit.register(_remove_copies)
+        _COPIES[key] = work
+    return _COPIES[key]
+
+
+def _remove_copies() -> None:
+    """Delete the working copies made by process_work_copy (at exit)."""
+    for work in _COPIES.values():
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def give_to(work: Path, uid: int | None) -> None:

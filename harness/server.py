@@ -262,8 +262,6 @@ class ServerProcess:
             with contextlib.suppress(psutil.Error):
                 process.kill()
         _RUNNING.discard(self)
-        if self.work is not None:
-            shutil.rmtree(self.work, ignore_errors=True)
 
     def refused_writes(self) -> list[str]:
         """Return the server's stderr lines saying the sandbox refused it a write (read-only)."""
@@ -362,13 +360,13 @@ def _spawn(
     """Launch one server process on a fresh port, output to files in `logs`.
 
     It runs in the tree's working directory (see fixtures.working_directory); confined, its
-    script runs from a working copy of its folder (the one place it may write, its HOME and
-    TMPDIR), and it sees `folder`'s tree read-only.
+    script runs from this process's working copy of its folder (the one place it may write, its
+    HOME and TMPDIR), and it sees `folder`'s tree read-only.
     """
     box = current_sandbox()
     port = free_port()
     logs.mkdir(parents=True, exist_ok=True)
-    work = sandbox.work_copy(command.script) if box.confined else None
+    work = sandbox.process_work_copy(command.script, box.uid) if box.confined else None
     out_path, err_path = logs / f"stdout-{port}.log", logs / f"stderr-{port}.log"
     env, cwd = server_environment(), working_directory(folder)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -380,17 +378,16 @@ def _spawn(
             "start_new_session": True,
         }
         if work is not None:
-            sandbox.give_to(work, box.uid)
             argv = command.argv(port, folder, mode, delay, extra_args, work / command.script.name)
             popen_options["env"] = sandbox.sandbox_environment(env, work)
-            with _spawn_errors(argv, work):
+            with _spawn_errors(argv):
                 popen, pid = sandbox.spawn(
                     box, argv, work, [folder.parent], command.python, cwd, **popen_options
                 )
         else:
             argv = command.argv(port, folder, mode, delay, extra_args)
             prefix, user = _privilege_drop(command) if unprivileged else ([], {})
-            with _spawn_errors(argv, None):
+            with _spawn_errors(argv):
                 popen = subprocess.Popen(prefix + argv, cwd=cwd, **popen_options, **user)
             pid = popen.pid
     server = ServerProcess(popen, port, folder, mode, logs, pid, work)
@@ -399,13 +396,11 @@ def _spawn(
 
 
 @contextlib.contextmanager
-def _spawn_errors(argv: list[str], work: Path | None) -> Iterator[None]:
+def _spawn_errors(argv: list[str]) -> Iterator[None]:
     """Turn a failure to run the command at all (bad interpreter path...) into a ServerError."""
     try:
         yield
     except OSError as exc:
-        if work is not None:
-            shutil.rmtree(work, ignore_errors=True)
         raise ServerError(f"cannot run the server: {' '.join(argv)}: {exc}") from exc
 
 

@@ -73,7 +73,7 @@ def test_writes_outside_the_folder_fail_and_are_reported(factory: ServerFactory)
 
 @needs_bwrap
 @pytest.mark.parametrize("factory", ["forks_listening_children.py"], indirect=True)
-def test_server_runs_as_its_uid_from_a_throw_away_copy_with_limits_escapees_swept(
+def test_server_runs_as_its_uid_from_a_copy_with_limits_escapees_swept(
     factory: ServerFactory,
 ) -> None:
     server = factory("thread")
@@ -87,7 +87,6 @@ def test_server_runs_as_its_uid_from_a_throw_away_copy_with_limits_escapees_swep
     assert "--unshare-ipc" in server.popen.args and server.pid != server.popen.pid
     assert exchange(server.port, b"GET / HTTP/1.0\r\n\r\n", host=server.host).status == 200
     factory.close(grace=2.0)
-    assert not server.work.exists()
     assert sandbox.kill_uid(sandbox.current().uid) == ESCAPEES
 
 
