@@ -66,11 +66,12 @@ def serve_capped(handler: type[Handler], cap: int) -> None:
         os._exit(0)
 
 
-def serve_pool(workers: int, whole_head: bool) -> None:
+def serve_pool(workers: int, whole_head: bool, patience: float = Handler.head_timeout) -> None:
     """A pool of `workers` threads behind a selector front.
 
     Args: `whole_head` makes the front gather each head before handing the connection over;
-    otherwise the connection goes to a worker at its first readable moment.
+    otherwise the connection goes to a worker at its first readable moment. `patience` is the
+    socket timeout of a worker (each recv, each wait to send).
     """
     args = parse_args(("thread",))
     root, listener = Path(os.path.realpath(args.folder)), listen(args.port)
@@ -94,6 +95,7 @@ def serve_pool(workers: int, whole_head: bool) -> None:
                     continue
                 front.unregister(conn)
                 head, worker = buffers.pop(conn), handler(conn, root, args.delay)
+                worker.head_timeout = patience
                 if isinstance(worker, PrereadHandler):
                     worker.preread = head
                 ready.put(worker)
