@@ -654,8 +654,9 @@ class Aftermath:
     """What ServerPool.after found once a test's exchange was over.
 
     `problems`: lines that fail the test (the server died, its tree changed); `finding`: "crash"
-    when the request killed the server (one defect, reported by the test whose request caused it);
-    `exit_status` and `stderr_tail` of a server that died.
+    when the request killed the server (one defect, reported by the test whose request caused it),
+    "tree-changed" when it wrote into the served folder; `exit_status` and `stderr_tail` of a
+    server that died.
     """
 
     problems: list[str]
@@ -753,7 +754,11 @@ class ServerPool:
         changes = server.tree.quick_changes() if server.tree else []
         if changes or reply.outcome in ("timeout", "refused"):
             self.discard(key, verify=not changes)
-        return Aftermath([f"the served tree changed: {'; '.join(changes[:10])}"] if changes else [])
+        if changes:  # a file written into the folder: the security rule's finding
+            return Aftermath(
+                [f"the served tree changed: {'; '.join(changes[:10])}"], "tree-changed"
+            )
+        return Aftermath([])
 
     def discard(self, key: tuple[str, str], verify: bool = True) -> None:
         """Stop and forget the server for `key`, keeping tree problems for close() if `verify`."""

@@ -286,3 +286,15 @@ def test_a_client_never_answered_is_drawn_open_and_bad_timelines_are_skipped() -
     assert "served at the same time; 1 never answered" in text
     assert "client 2 |" + "?" * 40 + "| 0.0-no reply" in text
     assert timeline_png(result.timelines).startswith(b"\x89PNG")
+
+
+def test_a_file_written_into_the_folder_loses_security_not_the_case_it_came_with() -> None:
+    records = failing(
+        correct_records(),
+        lambda r: r.get("case") == "put-405" and r["mode"] == "thread" and r["variant"] == "whole",
+        finding="tree-changed",
+        message="the served tree changed: added upload.txt",
+    )
+    result = grade_records(records, ALL_BENCHMARKED)
+    assert lost(result) == {"security"}
+    assert item(result, "security").failed == ["put-405"]
