@@ -33,12 +33,15 @@ from grading import (  # noqa: E402
     rubric_path,
 )
 from grading.rubric import Rubric  # noqa: E402
-from grading.scoring import EARNED, NOT_GRADED  # noqa: E402
+from grading.scoring import EARNED, NOT_CHECKED, NOT_GRADED  # noqa: E402
 
 EXPECTED: dict[str, dict] = tomllib.loads((STUDENTS / "EXPECTED.toml").read_text())["server"]
-TWICE = ("threads_processes.py", "broken_never_closes.py")  # graded twice: determinism
-PARALLEL = 4  # submissions graded at once (each runs its own suite with xdist workers)
+TWICE = ("threads_processes.py", "broken_traversal.py")  # graded twice: determinism
+PARALLEL = 5  # submissions graded at once (each runs its own suite with xdist workers)
 XDIST_WORKERS = 2
+# A broken server is judged on the whole requests only: splitting them (bytewise, first-byte,
+# split-crlf) is the suite's concern, proven by its own selftests, and triples the run.
+WHOLE_REQUESTS = ("-k", "not bytewise and not first-byte and not split-crlf")
 TIMEOUT = 900.0
 
 
@@ -84,6 +87,7 @@ def grade(script: str, folder: Path) -> Scorecard:
         tier="required",
         jobs=XDIST_WORKERS,
         timeout=TIMEOUT,
+        pytest_args=WHOLE_REQUESTS if EXPECTED[script]["loses"] else (),
     )
     return grade_submission(submission(script, folder), options, folder.name)
 
@@ -96,11 +100,17 @@ def grade_all(root: Path) -> dict[tuple[str, int], Scorecard]:
         return dict(zip(runs, cards, strict=True))
 
 
+def unjudged_here(reason: str) -> bool:
+    """Whether an item was not judged in this run: a mode not graded, or every check skipped
+    (say, port 8085 taken on this machine). An item no check covers at all is still lost."""
+    return reason.startswith(NOT_GRADED) or (reason.startswith(NOT_CHECKED) and "skipped" in reason)
+
+
 def mismatch(script: str, card: Scorecard) -> str:
     """Return what is wrong with a card against EXPECTED.toml, or "" when it is right."""
     if card.status != "graded":
         return f"{script}: {card.status}: {card.error or card.log_tail[-500:]}"
-    judged = [item for item in card.items if not item.reason.startswith(NOT_GRADED)]
+    judged = [item for item in card.items if not unjudged_here(item.reason)]
     lost = sorted(item.id for item in judged if not item.extra and item.status != EARNED)
     expected = sorted(EXPECTED[script]["loses"])
     extras = [item for item in judged if item.extra and item.modes[0] in modes(script)]

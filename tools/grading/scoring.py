@@ -32,7 +32,7 @@ from .rubric import (
 )
 
 SCORED_TIER, REPORTED_TIER = "required", "recommended"
-NOT_RUN, NOT_GRADED = "not run", "not graded in this run"
+NOT_RUN, NOT_GRADED, NOT_CHECKED = "not run", "not graded in this run", "not checked"
 EARNED, LOST, NOT_OFFERED = "earned", "lost", "not offered"
 GRADED, MAX_POINTS = "graded", 100.0
 COUNTED = ("passed", *FAILED)  # skipped, xfailed and xpassed are not counted
@@ -160,7 +160,7 @@ def score_card(
         recommended=tally(r for r in records if r["tier"] == REPORTED_TIER),
         skipped=skip_summary(records),
         benchmark=results_by_mention,
-        notes=card.notes + offer_note(rubric, card, results),
+        notes=card.notes + offer_note(rubric, card, results) + unchecked_note(results),
     )
 
 
@@ -264,7 +264,7 @@ def judge(
         result.status, result.earned = EARNED, item.points
         result.reason = f"no check reported {' or '.join(item.finding)}"
     elif item.judged_by_records and not counted:
-        result.reason = "not checked: no test of this rule ran" + _skip_reason(records)
+        result.reason = f"{NOT_CHECKED}: no test of this rule ran" + _skip_reason(records)
     elif len(failing) > item.max_failed:
         failed = [record for record in counted if record["verdict"] in FAILED]
         result.reason = _failure_reason(failing, result.checks, item.max_failed, failed, card)
@@ -404,6 +404,19 @@ def run_modes(rubric: Rubric, offered: Sequence[str], override: Sequence[str] = 
     if not override and not any(mode in runnable for mode in rubric.required_modes):
         runnable.insert(0, DEFAULT_MODE)
     return runnable
+
+
+def unchecked_note(results: Sequence[ItemResult]) -> list[str]:
+    """Return ONE line naming the items no check could judge here (all skipped): regrade them."""
+    unchecked = [
+        r.id for r in results if r.reason.startswith(NOT_CHECKED) and "skipped" in r.reason
+    ]
+    if not unchecked:
+        return []
+    return [
+        f"not checked on this machine (their checks were skipped, see each item): "
+        f"{', '.join(unchecked)}; they count as lost until a regrade where they can run"
+    ]
 
 
 def offer_note(rubric: Rubric, card: Scorecard, results: Sequence[ItemResult]) -> list[str]:

@@ -157,6 +157,10 @@ def test_an_item_no_check_ran_is_lost_and_says_so() -> None:
     )
     reason = item(grade_records(records), "delay").reason
     assert reason == "not checked: no test of this rule ran (1 skipped: chromium is not installed)"
+    assert [note for note in grade_records(records).notes if note.startswith("not checked")] == [
+        "not checked on this machine (their checks were skipped, see each item): delay; they "
+        "count as lost until a regrade where they can run"
+    ]
 
 
 def test_recommended_failures_are_reported_not_scored() -> None:
