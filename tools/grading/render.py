@@ -101,7 +101,8 @@ def _lost_items(card: Scorecard) -> str:
 
 def _example_block(example: Example) -> str:
     """Return one example as a fenced block: the check, what was sent, got and expected."""
-    rows = [("check", f"{example.check} (mode {example.mode})")]
+    mode = "" if example.mode == "every mode" else f" (mode {example.mode})"
+    rows = [("check", example.check + mode)]
     rows += [("sent", example.request), ("got", example.response)]
     rows += [("expected", example.expected), ("server", example.exit_status)]
     rows += [("stderr", example.stderr_tail)]

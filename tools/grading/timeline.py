@@ -30,16 +30,20 @@ def span(timelines: Sequence[Timeline]) -> float:
 
 
 def overlap_words(timeline: Timeline) -> str:
-    """Return how the clients were served: at the same time, one at a time, or partly."""
-    unanswered = sum(end is None for _, end in timeline.clients)
-    served = sorted((start, end) for start, end in timeline.clients if end is not None)
-    pairs = [(a, b) for i, a in enumerate(served) for b in served[i + 1 :]]
-    overlapping = [a[1] > b[0] for a, b in pairs]
-    if all(overlapping):
-        words = "served at the same time"
+    """Return how the clients were served: answered together (concurrently) or one at a time.
+
+    The clients send at once, so what tells is when the answers came: all within half a delay of
+    each other means the delays ran side by side; spread wider, they ran one after another.
+    """
+    ends = sorted(end for _, end in timeline.clients if end is not None)
+    unanswered = len(timeline.clients) - len(ends)
+    if len(ends) < 2:
+        words = "answered: " + (f"{len(ends)} of {len(timeline.clients)}")
+    elif ends[-1] - ends[0] < max(timeline.delay, 1.0) / 2:
+        words = f"answered together (within {ends[-1] - ends[0]:.1f} s)"
     else:
-        words = "served one at a time" if not any(overlapping) else "partly at the same time"
-    return f"{words}; {unanswered} never answered" if unanswered else words
+        words = f"answered one at a time ({ends[0]:.1f} s to {ends[-1]:.1f} s)"
+    return f"{words}; {unanswered} never answered" if unanswered and len(ends) > 1 else words
 
 
 def timeline_text(timelines: Sequence[Timeline]) -> str:

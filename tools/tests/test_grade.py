@@ -78,7 +78,9 @@ def test_scorecard_is_short_and_shows_the_table_lost_items_and_examples() -> Non
     assert "sent:     GET /../outside/secret.txt HTTP/1.0\\r\\n\\r\\n" in text
     assert "got:      HTTP/1.0 200 OK\n          Content-Length: 31" in text
     assert "Traceback" not in text and ">       assert" not in text
-    assert "![timelines](timeline.png)" in text and "served one at a time" in text
+    assert (
+        "![timelines](timeline.png)" in text and "answered one at a time (5.0 s to 10.0 s)" in text
+    )
 
 
 def test_scorecard_json_holds_every_detail() -> None:

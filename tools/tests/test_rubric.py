@@ -287,7 +287,7 @@ def test_a_client_never_answered_is_drawn_open_and_bad_timelines_are_skipped() -
     (timeline,) = result.timelines
     assert timeline.clients[1] == [0.0, None]
     text = timeline_text(result.timelines)
-    assert "served at the same time; 1 never answered" in text
+    assert "answered: 1 of 2" in text
     assert "client 2 |" + "?" * 40 + "| 0.0-no reply" in text
     assert timeline_png(result.timelines).startswith(b"\x89PNG")
 
