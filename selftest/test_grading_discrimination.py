@@ -85,7 +85,7 @@ def grade(script: str, folder: Path) -> Scorecard:
         rubric=rubric_of(script),
         modes=modes_to_grade(script),
         tier="required",
-        jobs=XDIST_WORKERS,
+        workers=XDIST_WORKERS,
         timeout=TIMEOUT,
         pytest_args=WHOLE_REQUESTS if EXPECTED[script]["loses"] else (),
     )
