@@ -56,12 +56,14 @@ class SandboxError(Exception):
 class Limits:
     """Resource limits of every sandboxed process (prlimit): a fork or memory bomb stops here.
 
-    Processes count per uid (threads too), so the limit covers every server of one suite run.
+    Processes count per uid (threads too), so the limit covers every server of one suite run;
+    both it and the open files leave room for the suite's floods (1,500 connections at once, a
+    child process each in process mode).
     """
 
-    processes: int = 1024
+    processes: int = 4096
     memory_bytes: int = 4 << 30
-    open_files: int = 1024
+    open_files: int = 8192
     cpu_seconds: int = 600
 
     def prlimit(self) -> list[str]:
