@@ -16,17 +16,22 @@ import socket
 import sys
 from typing import NoReturn
 
-from httpd.connection import Settings
+from httpd.connection import HEAD_TIMEOUT, Settings
 from httpd.lifecycle import ForcedExit, ShutdownSignals
-from httpd.strategies import DEFAULT_PROCESSES, DEFAULT_THREADS
+from httpd.limits import (
+    DEFAULT_PROCESSES,
+    DEFAULT_THREADS,
+    connection_bound,
+    raise_descriptor_limit,
+)
 
 PROG = "http_server.py"
 DELAY_SECONDS = 5.0
 STRATEGIES = {
     "thread": "httpd.strategies:ThreadStrategy",
-    "thread-pool": "httpd.strategies:ThreadPoolStrategy",
+    "thread-pool": "httpd.pools:ThreadPoolStrategy",
     "process": "httpd.strategies:ProcessStrategy",
-    "process-pool": "httpd.strategies:ProcessPoolStrategy",
+    "process-pool": "httpd.pools:ProcessPoolStrategy",
     "async": "httpd.aio:AsyncStrategy",
     "select": "httpd.selectloop:SelectStrategy",
     "single": "httpd.strategies:SingleStrategy",
@@ -112,6 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="close connections idle for S seconds (default 10)",
     )
+    parser.add_argument(
+        "--head-timeout",
+        type=number_in(0.1, 3600, float),
+        default=HEAD_TIMEOUT,
+        metavar="S",
+        help=f"answer 408 to a request head not complete S seconds after connecting "
+        f"(default {HEAD_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=number_in(1, 10**7),
+        metavar="N",
+        help="close new connections at once while N are open (default: what the open-file "
+        "limit allows, raised to its hard limit at start-up)",
+    )
     return parser
 
 
@@ -120,6 +140,7 @@ def load_strategy(name: str) -> type:
 
     Importing only the chosen mode keeps the server small: asyncio alone would add a quarter to
     the memory every `process` child is forked from, and a quarter to the cost of each fork.
+    `main` imports it before the port listens, so a pool starts the moment the port is up.
     """
     module, _, attribute = STRATEGIES[name].partition(":")
     return getattr(importlib.import_module(module), attribute)
@@ -180,11 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     root = os.path.realpath(args.folder)
     if not os.path.isdir(root):
         fail(f"folder {args.folder!r} does not exist or is not a directory")
+    try:
+        bound = connection_bound(
+            args.concurrency, args.workers, args.max_connections, raise_descriptor_limit()
+        )
+    except ValueError as error:
+        fail(str(error))
+    strategy = load_strategy(args.concurrency)()
     signals = ShutdownSignals()
     listener = listen(args.bind, args.port)
     delay = DELAY_SECONDS if args.delay else 0.0
-    settings = Settings(root, delay, args.timeout, args.workers, args.dotfiles)
-    strategy = load_strategy(args.concurrency)()
+    settings = Settings(
+        root, delay, args.timeout, args.workers, args.dotfiles, args.head_timeout, bound
+    )
     print(ready_line(root, listener, args.concurrency), file=sys.stderr, flush=True)
     try:
         strategy.run(listener, settings, signals)

@@ -1,37 +1,43 @@
-"""One blocking connection, start to finish: read the head, wait if asked, answer, close politely.
+"""What every mode shares about a connection: the settings, its log, and the polite close.
 
-Strategy: `serve_connection` is the whole life of a connection in every blocking mode (single,
-thread, thread-pool, process, process-pool); the modes differ only in who calls it. The socket
-gets a timeout, so a silent or stalled client holds a worker for at most `Settings.timeout`.
+Strategy: a response ends with `end_of_response` (shut our sending side), then the connection
+lingers: `discard_input` drops what the client still sends until it closes, for at most
+DRAIN_SECONDS. Closing at once would make the kernel answer unread input with a reset, which
+destroys the part of the response the client has not read yet. The blocking modes serve through
+httpd/transfer.py, the event loops (select, async) call the same two functions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
 from dataclasses import dataclass
 
-from httpd.protocol import HttpError, Request, RequestParser
-from httpd.responses import Response, respond
+from httpd.protocol import HttpError, Request
+from httpd.responses import Response
 
 LOG = logging.getLogger("http_server")
 RECV_SIZE = 65536
 DRAIN_SECONDS = 2.0
 DRAIN_LIMIT = 64 * 1024 * 1024
-PEER_GONE = (BrokenPipeError, ConnectionResetError, TimeoutError)
+DISCARD_SLICE = 1024 * 1024
+HEAD_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What every mode needs to serve: the folder, the delay, the idle timeout, the pool size,
-    and whether hidden paths (a segment starting with a dot) are served."""
+    """What every mode needs to serve: the folder, the delay, the bounds, the pool size, and
+    whether hidden paths (a segment starting with a dot) are served."""
 
     root: str
     delay: float
     timeout: float
     workers: int | None = None
     dotfiles: bool = False
+    head_timeout: float = HEAD_TIMEOUT
+    max_connections: int = 1024
 
 
 class ConnectionLog(logging.LoggerAdapter):
@@ -79,84 +85,26 @@ def describe(outcome: Request | HttpError) -> str:
     return f"{outcome.method} {outcome.target} {outcome.version}"
 
 
-def needs_drain(outcome: Request | HttpError) -> bool:
-    """True when the client may still be sending after its head (a body, or garbage)."""
-    return isinstance(outcome, HttpError) or outcome.has_body
+def end_of_response(conn: socket.socket) -> None:
+    """Shut our sending side once the response is out: the client sees end-of-file."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
 
 
-def serve_connection(conn: socket.socket, settings: Settings) -> None:
-    """Serve the single request of a blocking connection, then close it.
-
-    Args:
-        conn: a connected socket; this function owns it and always closes it.
-        settings: the server's settings.
-    """
-    log = connection_log(conn)
-    with conn:
-        conn.settimeout(settings.timeout)
-        try:
-            outcome = read_request(conn)
-            if outcome is None:
-                log.debug("closed without sending a request")
-                return
-            log.received(outcome)
-            if settings.delay:
-                time.sleep(settings.delay)
-            send_response(conn, respond(outcome, settings.root, settings.dotfiles), log)
-            if needs_drain(outcome):
-                drain(conn)
-        except PEER_GONE as error:
-            log.debug("client went away: %r", error)
-        except Exception:
-            log.exception("unexpected failure")
-
-
-def read_request(conn: socket.socket) -> Request | HttpError | None:
-    """Receive until a request head is complete.
+def discard_input(conn: socket.socket) -> bool:
+    """Read and drop what the non-blocking `conn` has received (at most DISCARD_SLICE bytes, so
+    that a client sending fast cannot keep an event loop here).
 
     Returns:
-        The Request, the HttpError to answer with, or None when the client sent nothing at all.
+        True when the lingering is over (the client closed, or failed); False when it may still
+        send (wait until `conn` is readable, then call again).
     """
-    parser = RequestParser()
-    while True:
+    for _ in range(DISCARD_SLICE // RECV_SIZE):
         try:
-            data = conn.recv(RECV_SIZE)
-        except TimeoutError:
-            data = None
-        if not data and not parser.started:
-            return None
-        if (outcome := parser.outcome(data)) is not None:
-            return outcome
-
-
-def send_response(conn: socket.socket, response: Response, log: ConnectionLog) -> None:
-    """Send the head and body of `response`, streaming its file with zero-copy sendfile."""
-    try:
-        conn.sendall(response.head() + response.body)
-        if response.file is not None:
-            sent = conn.sendfile(response.file)
-            if sent < response.file_size:
-                response.log_shrunk(log, sent)
-    finally:
-        response.close()
-    log.answered(response)
-
-
-def drain(conn: socket.socket) -> None:
-    """Shut our sending side, then discard what the client still sends, for a bounded time.
-
-    Closing with unread data makes the kernel send a reset, which can destroy the response the
-    client has not read yet; reading until the client closes lets it read the answer first.
-    """
-    try:
-        conn.shutdown(socket.SHUT_WR)
-    except OSError:
-        return  # the client is gone already (it closed in the middle of its head)
-    deadline = time.monotonic() + DRAIN_SECONDS
-    received = 0
-    while received < DRAIN_LIMIT and (left := deadline - time.monotonic()) > 0:
-        conn.settimeout(left)
-        data = conn.recv(RECV_SIZE)
-        if not data:
-            return
-        received += len(data)
+            if not conn.recv(RECV_SIZE):
+                return True
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+    return False

@@ -26,8 +26,8 @@ FORK_PIPE_ENDS = 4
 class Refusals:
     """Answers 503 to connections no thread or process could be started for; logs once a streak.
 
-    The connection's request has arrived (the dispatcher hands over only readable ones): it is
-    read, so that closing does not reset the answer, then answered without blocking.
+    The dispatcher has read the request head; whatever else arrived is read too, so that closing
+    does not reset the answer, then the connection is answered without blocking.
     """
 
     def __init__(self, settings: Settings) -> None:

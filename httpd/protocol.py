@@ -40,6 +40,11 @@ class HttpError(Exception):
         self.detail = detail
         self.method = ""  # the method, once the parser knows it: a HEAD gets no content
 
+    def __reduce__(self) -> tuple:
+        """Pickle as the call that makes it, plus its attributes (a process-pool worker receives
+        it pickled)."""
+        return HttpError, (self.status, self.detail), self.__dict__
+
 
 @dataclass(frozen=True)
 class Request:

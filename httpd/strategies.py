@@ -1,10 +1,10 @@
-"""The concurrency modes of the blocking family, and the table of every mode.
+"""The unbounded modes of the blocking family (single, thread, process) and their base.
 
-Strategy: `single`, `thread`, `thread-pool` and `process` run the shared Dispatcher in the main
-process and differ only in `dispatch`, which receives each connection that has data to read.
-`process-pool` pre-forks workers that each run their own Dispatcher on the inherited listening
-socket. Every strategy has the same shape: `run` serves until the first shutdown signal, then lets
-in-flight requests finish and returns; `abort` kills what is left after a second signal.
+Strategy: every blocking mode runs the shared Dispatcher in the main process (it accepts and reads
+each head) and differs only in `dispatch`, which receives each connection whose head is complete.
+Every strategy has the same shape: `run` serves until the first shutdown signal, then lets
+in-flight requests finish and returns; `abort` kills what is left after a second signal. The
+bounded pools live in httpd/pools.py.
 """
 
 from __future__ import annotations
@@ -13,22 +13,20 @@ import itertools
 import logging
 import multiprocessing
 import os
-import queue
-import selectors
 import socket
 import sys
 import threading
 from typing import NoReturn
 
-from httpd.connection import Settings, serve_connection
-from httpd.dispatcher import Dispatcher, close_listener, settle
+from httpd.connection import Settings
+from httpd.dispatcher import Dispatcher
 from httpd.lifecycle import ShutdownSignals, become_worker, signals_blocked
 from httpd.overload import Refusals, start_closing_leaks
+from httpd.protocol import HttpError, Request
+from httpd.transfer import serve_request
 
 LOG = logging.getLogger("http_server")
 FORK = multiprocessing.get_context("fork")
-DEFAULT_THREADS = 16
-DEFAULT_PROCESSES = max(4, os.cpu_count() or 1)
 JOIN_SLICE = 0.1
 
 
@@ -39,18 +37,16 @@ class DispatchStrategy:
         """Serve until the first shutdown signal, then wait for in-flight requests."""
         self.settings = settings
         signals.refuse_connections_on(listener)
-        self.dispatcher = Dispatcher(listener, signals.reader, self.dispatch, settings.timeout)
+        self.dispatcher = Dispatcher(listener, signals, self.dispatch, settings)
         self.start()
         self.dispatcher.run()
-        self.dispatcher.finish(signals.backlog)
-        LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
         self.stop()
 
     def start(self) -> None:
         """Prepare before the first connection (pools start their workers here)."""
 
-    def dispatch(self, conn: socket.socket) -> None:
-        """Serve `conn`, which has data to read; the strategy owns it from now on."""
+    def dispatch(self, conn: socket.socket, outcome: Request | HttpError) -> None:
+        """Serve `conn`, whose head `outcome` is complete; the strategy owns it from now on."""
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -63,9 +59,9 @@ class DispatchStrategy:
 class SingleStrategy(DispatchStrategy):
     """One client at a time, in the main thread: the lab-5 baseline."""
 
-    def dispatch(self, conn: socket.socket) -> None:
+    def dispatch(self, conn: socket.socket, outcome: Request | HttpError) -> None:
         """Serve `conn` right here; nobody else is served meanwhile."""
-        serve_connection(conn, self.settings)
+        serve_request(conn, outcome, self.settings)
 
 
 class ThreadStrategy(DispatchStrategy):
@@ -82,10 +78,10 @@ class ThreadStrategy(DispatchStrategy):
         self.refusals = Refusals(self.settings)
         self.numbers = itertools.count(1)  # thread names conn-1, conn-2...: fds are reused
 
-    def dispatch(self, conn: socket.socket) -> None:
+    def dispatch(self, conn: socket.socket, outcome: Request | HttpError) -> None:
         """Start a thread that serves `conn` (or refuse `conn` when none can start)."""
         name = f"conn-{next(self.numbers)}"
-        thread = threading.Thread(target=self._serve, args=(conn,), name=name)
+        thread = threading.Thread(target=self._serve, args=(conn, outcome), name=name)
         self.threads.add(thread)
         try:
             with signals_blocked():
@@ -96,48 +92,16 @@ class ThreadStrategy(DispatchStrategy):
             return
         self.refusals.recovered()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, outcome: Request | HttpError) -> None:
         """Thread body: serve, then forget this thread (the set holds only live ones)."""
         try:
-            serve_connection(conn, self.settings)
+            serve_request(conn, outcome, self.settings)
         finally:
             self.threads.discard(threading.current_thread())
 
     def stop(self) -> None:
         """Join every thread still running."""
         for thread in list(self.threads):
-            join_interruptibly(thread)
-
-
-class ThreadPoolStrategy(DispatchStrategy):
-    """A fixed set of threads, started before the first client, taking connections from a queue."""
-
-    def start(self) -> None:
-        """Start the workers on one CPU; they block on the queue until connections arrive."""
-        share_one_cpu()
-        self.queue: queue.SimpleQueue[socket.socket | None] = queue.SimpleQueue()
-        count = self.settings.workers or DEFAULT_THREADS
-        self.threads = [
-            threading.Thread(target=self._work, name=f"worker-{index}") for index in range(count)
-        ]
-        with signals_blocked():
-            for thread in self.threads:
-                thread.start()
-
-    def dispatch(self, conn: socket.socket) -> None:
-        """Queue `conn` for the next idle worker."""
-        self.queue.put(conn)
-
-    def _work(self) -> None:
-        """Worker body: serve queued connections until the None sentinel."""
-        while (conn := self.queue.get()) is not None:
-            serve_connection(conn, self.settings)
-
-    def stop(self) -> None:
-        """Let the workers finish the queue, then end and join them."""
-        for _ in self.threads:
-            self.queue.put(None)
-        for thread in self.threads:
             join_interruptibly(thread)
 
 
@@ -160,10 +124,10 @@ class ProcessStrategy(DispatchStrategy):
         self.children: dict[int, multiprocessing.process.BaseProcess] = {}
         self.refusals = Refusals(self.settings)
 
-    def dispatch(self, conn: socket.socket) -> None:
+    def dispatch(self, conn: socket.socket, outcome: Request | HttpError) -> None:
         """Start a child that serves `conn`; the parent closes its copy and watches for the exit."""
         child = FORK.Process(
-            target=self._serve_in_child, args=(conn,), name=f"conn-{conn.fileno()}"
+            target=self._serve_in_child, args=(conn, outcome), name=f"conn-{conn.fileno()}"
         )
         try:
             with signals_blocked():
@@ -176,7 +140,7 @@ class ProcessStrategy(DispatchStrategy):
         self.children[child.sentinel] = child
         self.dispatcher.watch(child.sentinel, self._reap)
 
-    def _serve_in_child(self, conn: socket.socket) -> NoReturn:
+    def _serve_in_child(self, conn: socket.socket, outcome: Request | HttpError) -> NoReturn:
         """Child body: drop the parent's descriptors and signal duties, serve, and exit at once.
 
         The exit status is 0 only if the connection was served.
@@ -185,7 +149,7 @@ class ProcessStrategy(DispatchStrategy):
         try:
             become_worker()
             self.dispatcher.release_in_child()
-            serve_connection(conn, self.settings)
+            serve_request(conn, outcome, self.settings)
             status = 0
         finally:
             sys.stderr.flush()
@@ -207,100 +171,6 @@ class ProcessStrategy(DispatchStrategy):
     def abort(self) -> None:
         """Kill every child still serving."""
         kill_all(self.children.values())
-
-
-class ProcessPoolStrategy:
-    """A fixed set of forked workers, each accepting on the inherited listening socket.
-
-    A worker serves one connection at a time. Before it starts on one, it passes the connections
-    parked with it (accepted, request not yet arrived) through a shared datagram socketpair, where
-    any idle worker takes them: no connection ever waits behind a busy worker.
-    """
-
-    def run(self, listener: socket.socket, settings: Settings, signals: ShutdownSignals) -> None:
-        """Start the workers, replace any that dies, and stop them all on the first signal.
-
-        The few connections still queued when the signal came, or still passed between workers
-        when they stopped, are served here, by the parent.
-        """
-        self.settings, self.signals, self.listener = settings, signals, listener
-        listener.setblocking(False)
-        signals.refuse_connections_on(listener)
-        self.stop_reader, self.stop_writer = os.pipe()
-        self.outbox, self.inbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.inbox.setblocking(False)
-        self.workers: dict[int, multiprocessing.process.BaseProcess] = {}
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(signals.reader, selectors.EVENT_READ)
-        for _ in range(settings.workers or DEFAULT_PROCESSES):
-            self._spawn()
-        while not any(key.fileobj is signals.reader for key, _ in self.selector.select()):
-            self._replace_dead_workers()
-        close_listener(listener)
-        os.close(self.stop_writer)
-        LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
-        serve = lambda conn: serve_connection(conn, settings)  # noqa: E731
-        settle(signals.backlog, serve)
-        for worker in self.workers.values():
-            worker.join()
-        settle(receive_connections(self.inbox), serve)
-        os.close(self.stop_reader)
-
-    def _spawn(self) -> None:
-        """Fork one worker and watch for its exit."""
-        worker = FORK.Process(target=self._work, name=f"worker-{len(self.workers)}")
-        worker.start()
-        self.workers[worker.sentinel] = worker
-        self.selector.register(worker.sentinel, selectors.EVENT_READ)
-
-    def _replace_dead_workers(self) -> None:
-        """Reap workers that exited on their own and start new ones in their place."""
-        for sentinel in [s for s, worker in self.workers.items() if not worker.is_alive()]:
-            self.selector.unregister(sentinel)
-            dead = self.workers.pop(sentinel)
-            dead.join()
-            LOG.warning("worker %s exited (status %s); starting another", dead.pid, dead.exitcode)
-            self._spawn()
-
-    def _work(self) -> None:
-        """Worker body: accept and serve until the parent closes the stop pipe (or dies)."""
-        become_worker(self.signals)
-        os.close(self.stop_writer)
-        self.selector.close()
-        self.dispatcher = Dispatcher(
-            self.listener, self.stop_reader, self._serve_here, self.settings.timeout
-        )
-        self.dispatcher.watch(self.inbox, self._take_passed)
-        self.dispatcher.run()
-        self.dispatcher.finish([])
-
-    def _serve_here(self, conn: socket.socket) -> None:
-        """Pass this worker's parked connections to idle workers, then serve `conn`."""
-        for parked in self.dispatcher.release_parked():
-            socket.send_fds(self.outbox, [b"c"], [parked.fileno()])
-            parked.close()
-        serve_connection(conn, self.settings)
-
-    def _take_passed(self, inbox: socket.socket) -> None:
-        """Take over a connection another (busy) worker passed on."""
-        for conn in receive_connections(inbox, limit=1):
-            self.dispatcher.route(conn)
-
-    def abort(self) -> None:
-        """Kill every worker."""
-        kill_all(self.workers.values())
-
-
-def receive_connections(inbox: socket.socket, limit: int | None = None) -> list[socket.socket]:
-    """Receive up to `limit` (default: all waiting) connections passed through `inbox`."""
-    received: list[socket.socket] = []
-    while limit is None or len(received) < limit:
-        try:
-            _, fds, _, _ = socket.recv_fds(inbox, 1, 1)
-        except BlockingIOError:
-            break
-        received += [socket.socket(fileno=fd) for fd in fds]
-    return received
 
 
 def share_one_cpu() -> None:
