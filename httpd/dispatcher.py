@@ -138,8 +138,12 @@ class Dispatcher:
     def _continue(self, conn: socket.socket, head: Head) -> None:
         """Read what arrived of `head`, and watch `conn` again if more is awaited."""
         if self._receive(conn, head):
-            self.heads[conn] = head
-            self.watch(conn, self._read_head)
+            self._watch_head(conn, head)
+
+    def _watch_head(self, conn: socket.socket, head: Head) -> None:
+        """Wait in the poller for more of `head`."""
+        self.heads[conn] = head
+        self.watch(conn, self._read_head)
 
     def _receive(self, conn: socket.socket, head: Head) -> bool:
         """Read what arrived of `head`; hand `conn` over once the head is complete.
@@ -205,10 +209,16 @@ class Dispatcher:
 
     def _sweep(self, now: float) -> None:
         """Close what passed its deadline: silent connections quietly, unfinished heads with
-        408 (handed over like any head), stalled transfers."""
+        408 (handed over like any head), stalled transfers. A head is read once more first:
+        its bytes may have arrived while the loop was busy (`single` serving a delayed request).
+        """
         for conn, head in [item for item in self.heads.items() if item[1].deadline <= now]:
             self._forget_head(conn)
-            if head.parser.started:
+            if not self._receive(conn, head):
+                continue
+            if head.deadline > now:
+                self._watch_head(conn, head)
+            elif head.parser.started:
                 self.handoff(conn, HttpError(408, "the request head took too long"))
             else:
                 conn.close()
