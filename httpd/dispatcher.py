@@ -116,7 +116,10 @@ class Dispatcher:
         self.selector.close()
 
     def _accept(self, listener: socket.socket) -> None:
-        """Take the pending connections; over the maximum, close them at once."""
+        """Take the pending connections (unless the loop has just been stopped, in the same
+        batch of events); over the maximum, close them at once."""
+        if not self.running:
+            return
         for conn in accept_burst(listener):
             if len(self.heads) + len(self.transfers) >= self.settings.max_connections:
                 LOG.debug("over --max-connections: closing a new connection")
