@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psutil
 import pytest
@@ -38,7 +37,7 @@ from concurrency_tests.support import (
 )
 from harness.client import Reply, exchange
 from harness.fixtures import expected_content
-from harness.server import ServerCommand, ServerFactory, ServerProcess
+from harness.server import ServerFactory, ServerProcess
 
 pytestmark = pytest.mark.tier("recommended")
 
@@ -66,38 +65,6 @@ SHRINK_END_WITHIN = 15.0
 SPIN_WINDOW = 2.0
 SPIN_LIMIT = 0.1
 STARVATION_MODES = pytest.mark.except_modes("single")
-OUR_SERVER = Path(__file__).resolve().parents[1] / "http_server.py"
-# Attacks our own server does not survive yet (issue 10), expected to fail on it and on no other
-# server, only until the fix named lands: test name -> (modes, fix).
-PENDING_FIXES = {
-    "test_silent_connection_flood_does_not_wedge_the_server": (
-        ("process", "process-pool"),
-        "issue 10 item 1: process-pool wedges; process forks once per silent connection that "
-        "closes (pools)",
-    ),
-    "test_slowloris_does_not_starve_other_clients": (
-        ("thread-pool", "process-pool"),
-        "issue 10 item 3: a deadline per recv, not per head (pools)",
-    ),
-    "test_slow_readers_do_not_starve_other_clients": (
-        ("thread-pool", "process-pool"),
-        "issue 10 item 4: pool workers wait on slow readers (pools)",
-    ),
-    "test_stray_bytes_after_the_head_do_not_cut_the_response": (
-        ("thread", "thread-pool", "process", "process-pool", "single"),
-        "issue 10 item 5: blocking modes drain only after an error or a body (needs_drain)",
-    ),
-}
-
-
-@pytest.fixture(autouse=True)
-def pending_fix_on_our_server(
-    request: pytest.FixtureRequest, server_command: ServerCommand
-) -> None:
-    """Mark a case xfail (not strict) when it runs on our own server in a mode still to be fixed."""
-    modes, fix = PENDING_FIXES.get(request.node.originalname, ((), ""))
-    if server_command.script == OUR_SERVER and request.node.callspec.params["mode"] in modes:
-        request.node.add_marker(pytest.mark.xfail(reason=fix, strict=False))
 
 
 def normal_client(server: ServerProcess) -> tuple[Reply, str | None]:
