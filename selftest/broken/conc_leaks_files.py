@@ -6,11 +6,11 @@ LEAKED: list[object] = []
 
 
 def keep_open(self: object) -> None:
-    """Hold on to the response's file instead of closing it."""
-    LEAKED.append(self.file)
+    """Forget the first part of the response without closing its file."""
+    LEAKED.append(self.parts.popleft())
 
 
-replace(load("httpd.responses").Response, "close", keep_open)
+replace(load("httpd.transfer").Transfer, "_drop_first", keep_open)
 
 if __name__ == "__main__":
     run()
