@@ -28,17 +28,7 @@ sys.path.insert(0, str(TOOLS))
 import grade  # noqa: E402
 from grading.gradescope import without_rubric_choice  # noqa: E402
 from grading.rubric import load_rubric, rubric_path, rubric_toml  # noqa: E402
-
-SMOKE_RUBRIC = TOOLS / "tests" / "smoke_rubric.toml"  # one item: the narrowed run earns 100
-NARROW = [
-    "--modes",
-    "thread",
-    "--tier",
-    "required",
-    "--workers",
-    "0",
-    "--pytest-args=-k smoke-get-page",
-]
+from narrow import NARROW, SMOKE_RUBRIC  # noqa: E402
 
 
 def build(tmp_path: Path, *options: str) -> Path:

@@ -28,6 +28,7 @@ from grading import GradeOptions, Scorecard  # noqa: E402
 from grading.classroom import runner_result  # noqa: E402
 from grading.runner import Progress, SubmissionError  # noqa: E402
 from grading.sources import expand, grade_source, unique_names  # noqa: E402
+from narrow import NARROW, SMOKE_RUBRIC  # noqa: E402
 
 WORKFLOW = TOOLS / "classroom" / "workflow.yml"
 OPTIONS = GradeOptions(modes=("thread",))
@@ -131,16 +132,7 @@ def test_our_server_is_graded_for_real_from_a_repository_at_its_tag(tmp_path: Pa
     git(work, "tag", "final")
     url = bare_copy(work).as_uri()
     output = tmp_path / "grades"
-    narrow = [
-        "--modes",
-        "thread",
-        "--tier",
-        "required",
-        "--workers",
-        "0",
-        "--pytest-args=-k smoke-get-page",
-        *("--rubric", str(Path(__file__).with_name("smoke_rubric.toml"))),
-    ]
+    narrow = [*NARROW, "--rubric", str(SMOKE_RUBRIC)]
     assert grade.main([url, "--output", str(output), *narrow]) == 0
     card = json.loads((output / "lab6-ours" / "scorecard.json").read_text())
     assert card["score"] == 100.0 and card["submission"].startswith(f"{url} at tag final")
