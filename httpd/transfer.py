@@ -5,7 +5,13 @@ bytes or a file range, sent with `send` and zero-copy `os.sendfile` as far as th
 them; then the lingering close (httpd/connection.py). A worker drives it with `finish_blocking`
 (wait as long as the idle timeout allows: thread, process, single) or `push` (stop at the first
 short stall: the pools, which hand the Transfer back to their poller, so that a pool worker never
-waits on a slow network). `export` and `imported` carry a Transfer between processes as
+waits on a slow network). The stall is STALL_SECONDS, 5 ms: a client reading at loopback or LAN
+speed makes room in its socket buffer within microseconds, so it keeps the worker and its full
+speed; one that makes none for 5 ms is slow by the measure of a worker's time, and the poller
+finishes it (at nearly the same speed, with the same sendfile, if it was only descheduled). Each
+slow reader then costs a worker a few ms, not 200. Handing back at the first would-block instead
+would send nearly every big download through the one poller: the buffer fills within the first
+megabytes even for the fastest client. `export` and `imported` carry a Transfer between processes as
 descriptors, the bytes part in an unlinked temporary file.
 """
 
@@ -36,7 +42,7 @@ from httpd.responses import Response, respond
 LOG = logging.getLogger("http_server")
 PEER_GONE = (BrokenPipeError, ConnectionResetError, TimeoutError)
 SENDFILE_CHUNK = 4 * 1024 * 1024
-STALL_SECONDS = 0.2
+STALL_SECONDS = 0.005
 
 
 @dataclass

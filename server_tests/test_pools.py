@@ -30,6 +30,7 @@ from harness.server import ServerFactory, ServerProcess, server_environment
 BLOCKING_MODES = ("single", "thread", "thread-pool", "process", "process-pool")
 POOLS = ("thread-pool", "process-pool")
 SERVED_WITHIN = 10.0
+QUEUED_BEHIND_READERS = 2.0
 BIG = "10mb.bin"
 SERVER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "http_server.py")
 
@@ -109,22 +110,45 @@ def test_slowloris_does_not_hold_pool_workers(mode: str, server_factory: ServerF
     assert answer.startswith(b"HTTP/1.0 408"), f"a head dripping past --head-timeout: {answer!r}"
 
 
-@pytest.mark.parametrize("mode", POOLS)
-def test_slow_readers_do_not_hold_pool_workers(mode: str, server_factory: ServerFactory) -> None:
-    """Item 4: clients that stop reading a big download hold no pool worker."""
-    server = server_factory(mode, extra_args=("--workers", "2", "--timeout", "60"))
+@contextlib.contextmanager
+def slow_readers(server: ServerProcess, count: int) -> Iterator[list]:
+    """Open `count` connections with a small receive buffer that request BIG and read nothing;
+    close them all on exit."""
     readers = []
     try:
-        for _ in range(4):
+        for _ in range(count):
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.connect((server.host, server.port))
             sock.sendall(get(BIG))
             readers.append(sock)
-        assert_served(server)
+        yield readers
     finally:
         for sock in readers:
             sock.close()
+
+
+@pytest.mark.parametrize("mode", POOLS)
+def test_slow_readers_do_not_hold_pool_workers(mode: str, server_factory: ServerFactory) -> None:
+    """Item 4: clients that stop reading a big download hold no pool worker."""
+    server = server_factory(mode, extra_args=("--workers", "2", "--timeout", "60"))
+    with slow_readers(server, 4):
+        assert_served(server)
+
+
+@pytest.mark.parametrize("mode", POOLS)
+def test_slow_readers_cost_a_worker_only_a_short_stall(
+    mode: str, server_factory: ServerFactory
+) -> None:
+    """Item 4: one worker, and 30 readers of a big file that read nothing queued before a
+    normal GET: the worker hands each back at its first short stall, so the GET is answered
+    within QUEUED_BEHIND_READERS s (a worker that waited 0.2 s on each took at least 6 s)."""
+    server = server_factory(mode, extra_args=("--workers", "1", "--timeout", "60"))
+    with slow_readers(server, 30):
+        start = time.monotonic()
+        assert_served(server)
+        elapsed = time.monotonic() - start
+    assert elapsed < QUEUED_BEHIND_READERS, f"served after {elapsed:.2f} s"
 
 
 def download_with_stray_bytes(server: ServerProcess) -> int:
