@@ -62,7 +62,8 @@ class AsyncStrategy:
             self.all_closed.set_result(None)
 
     async def _serve(self, listener: socket.socket) -> None:
-        """Accept connections until a signal, then shut down in order.
+        """Accept connections until a signal, then shut down in order (the shutdown grace
+        counts from the signal, however long the queued connections take to adopt).
 
         The loop watches the listener itself (rather than through loop.create_server), so that at
         the signal it can stop accepting, take what is already queued and close the listener,
@@ -74,13 +75,14 @@ class AsyncStrategy:
         listener.setblocking(False)
         self.loop.add_reader(listener, self._accept, listener)
         await stopping.wait()
+        grace_end = self.loop.time() + SHUTDOWN_GRACE
         self.loop.remove_reader(listener)
         for conn in accept_backlog(listener):
             self._adopt(conn)
         close_listener(listener)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
         await asyncio.gather(*self.adopting, return_exceptions=True)
-        self.loop.call_later(SHUTDOWN_GRACE, self._close_silent)
+        self.loop.call_at(grace_end, self._close_silent)
         self.all_closed = self.loop.create_future()
         if not self.connections:
             self.all_closed.set_result(None)

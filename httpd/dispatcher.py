@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import selectors
 import socket
@@ -74,6 +75,7 @@ class Dispatcher:
         self.wake_writer.setblocking(False)
         self.running = True
         self.next_sweep = 0.0
+        self.grace_end = math.inf
         self.selector = selectors.DefaultSelector()
         listener.setblocking(False)
         self.watch(listener, self._accept)
@@ -96,14 +98,17 @@ class Dispatcher:
 
     def run(self) -> None:
         """Loop until stopped and empty, with nothing in flight in the mode (`busy`, polled
-        every SWEEP_SECONDS once stopped)."""
+        every SWEEP_SECONDS once stopped). Sweeps come every SWEEP_SECONDS, and one exactly at
+        the end of the shutdown grace, when the silent connections are closed."""
         while self.running or self.heads or self.transfers or self.busy():
             waiting = self.heads or self.transfers or not self.running
-            timeout = SWEEP_SECONDS if waiting else None
+            timeout = max(0.0, self.next_sweep - time.monotonic()) if waiting else None
             for key, _ in self.selector.select(timeout):
                 key.data(key.fileobj)
             if (now := time.monotonic()) >= self.next_sweep:
                 self.next_sweep = now + SWEEP_SECONDS
+                if now < self.grace_end:
+                    self.next_sweep = min(self.next_sweep, self.grace_end)
                 self._sweep(now)
 
     def release_in_child(self) -> None:
@@ -236,7 +241,8 @@ class Dispatcher:
         close_listener(self.listener)
         self.running = False
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
-        grace = time.monotonic() + SHUTDOWN_GRACE
+        self.grace_end = grace = time.monotonic() + SHUTDOWN_GRACE
+        self.next_sweep = min(self.next_sweep, grace)
         for head in self.heads.values():
             head.head_deadline = min(head.head_deadline, grace)
             head.deadline = min(head.deadline, grace)

@@ -77,10 +77,14 @@ class SelectStrategy:
 
     def _sweep(self) -> None:
         """Timer, every second: close the connections that are past their deadline."""
+        self._expire_due()
+        self.call_later(SWEEP_SECONDS, self._sweep)
+
+    def _expire_due(self) -> None:
+        """End the connections that are past their deadline."""
         now = time.monotonic()
         for connection in [c for c in self.connections if c.deadline <= now]:
             connection.expire()
-        self.call_later(SWEEP_SECONDS, self._sweep)
 
     def _accept(self, listener: socket.socket, mask: int) -> None:
         """Accept pending connections (a bounded burst) and start reading from them."""
@@ -88,7 +92,8 @@ class SelectStrategy:
             Connection(self, sock)
 
     def _stop(self, reader: socket.socket, mask: int) -> None:
-        """First signal: take what is queued, refuse new connections, hurry the silent ones."""
+        """First signal: take what is queued, refuse new connections, hurry the silent ones (a
+        timer ends them the moment their grace is over, not at the next sweep)."""
         self._accept(self.listener, READ)
         self.selector.unregister(reader)
         self.selector.unregister(self.listener)
@@ -96,6 +101,7 @@ class SelectStrategy:
         self.listening = False
         for connection in self.connections:
             connection.hurry_if_silent()
+        self.call_later(SHUTDOWN_GRACE, self._expire_due)
         LOG.warning("shutting down: waiting for requests in flight (Ctrl-C again to force quit)")
 
 
