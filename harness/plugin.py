@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -142,7 +143,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the tier marker and, on the controller, the results writer."""
+    """Register the tier marker and, on the controller, the results writer; let Ctrl-C reach
+    the servers under test.
+
+    A shell that starts the suite in the background (`./run-tests &`, nohup, some CI runners)
+    leaves SIGINT ignored, and an ignored signal stays ignored across exec: every server would
+    then ignore the shutdown tests' SIGINT, a correct one failing them. A handled signal is reset
+    to its default at exec, so the suite handles it as Python does by default.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line("markers", "tier(name): grading tier, 'required' or 'recommended'")
     config.addinivalue_line("markers", "lab(key): the lab rule a required test enforces")
     path = settings(config).results_json
