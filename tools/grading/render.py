@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .findings import Example, Finding
-from .scoring import EARNED, ItemResult, Scorecard
+from .scoring import EARNED, REPORTED_TIER, SCORED_TIER, ItemResult, Scorecard
 from .timeline import timeline_png, timeline_text
 
 TIMELINE_PNG, LISTED_FAILING = "timeline.png", 8
@@ -146,6 +146,11 @@ def _not_scored(card: Scorecard) -> str:
             f"Recommended tier (RFC 9110/9112, good practice): {recommended.passed} of {counted} "
             "checks passed" + (f"; failing: {listed}." if failing else ".")
         )
+    elif card.tier == SCORED_TIER:
+        lines.append(
+            "Recommended tier (RFC 9110/9112, good practice): not run; grade with "
+            "`--tier recommended` to add it (it never changes the score)."
+        )
     skipped = sum(skip.count for skip in card.skipped)
     if skipped:
         lines.append(f"Skipped, not counted: {skipped} ({_cell(card.skipped[0].reason)[:120]}).")
@@ -163,9 +168,10 @@ def scorecard_json(card: Scorecard) -> dict:
 
 
 def gradescope_results(card: Scorecard) -> dict:
-    """Return Gradescope's results.json: the score, one test per rubric item, one unscored test."""
+    """Return Gradescope's results.json: the score, one test per rubric item, and one unscored
+    test for the recommended tier when it ran."""
     tests = [_gradescope_item(item) for item in card.items] if card.graded else []
-    if card.graded:
+    if card.graded and card.tier == REPORTED_TIER:
         tests.append(_gradescope_recommended(card))
     return {
         "score": card.score if card.graded else 0.0,

@@ -60,7 +60,7 @@ class GradeOptions:
 
     rubric: Rubric = field(default_factory=lambda: load_rubric(rubric_path(DEFAULT_LAB)))
     modes: tuple[str, ...] = ()
-    tier: str = "recommended"
+    tier: str = "required"
     python: str = sys.executable
     workers: int = 4
     timeout: float = 1800.0

@@ -7,6 +7,7 @@ One end-to-end test grades our own server for real, narrowed to one smoke case i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -103,6 +104,15 @@ def test_gradescope_has_one_test_per_rubric_item_with_the_request_that_lost_it()
     assert security["status"] == "failed" and "GET /../outside/secret.txt" in security["output"]
     for entry in document["tests"]:
         assert {"name", "status", "output", "visibility"} <= set(entry)
+
+
+def test_a_required_tier_card_says_the_recommended_tier_was_not_run() -> None:
+    card = dataclasses.replace(grade_records(correct_records()), tier="required")
+    assert "Recommended tier (RFC 9110/9112, good practice): not run" in scorecard_markdown(card)
+    names = [test["name"] for test in gradescope_results(card)["tests"]]
+    assert "recommended tier (not scored)" not in names
+    both = dataclasses.replace(card, tier="recommended")
+    assert "recommended tier (not scored)" in [t["name"] for t in gradescope_results(both)["tests"]]
 
 
 def test_timeline_png_is_written_beside_the_scorecard(tmp_path: Path) -> None:
