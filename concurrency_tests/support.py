@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import psutil
 import pytest
 
-from harness.client import Reply, exchange, parse_head
+from harness.client import Reply, exchange, parse_head, patience
 from harness.fixtures import expected_content
 from harness.server import ServerProcess, describe_status
 
@@ -507,7 +507,7 @@ class Download:
         self.error = ""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window)
-        self.sock.settimeout(30.0)
+        self.sock.settimeout(patience(server.port, 30.0))
         self.sock.connect((server.host, server.port))
         self.sock.sendall(get_request(path))
 

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +38,7 @@ from concurrency_tests.real_clients import (
     unavailable,
 )
 from concurrency_tests.support import client_connections, open_idle_connections, wait_for
-from harness.client import exchange
+from harness.client import exchange, patience
 from harness.server import ServerFactory, ServerProcess
 
 if TYPE_CHECKING:
@@ -109,12 +110,12 @@ def browser(playwright_driver: Playwright, tmp_path: Path) -> Iterator[BrowserSe
 
 def fetch_with_curl(url: str) -> Fetched:
     """GET `url` with the curl program; return (status, body)."""
-    curl = require_program("curl")
+    curl, timeout = require_program("curl"), download_timeout(url)
     with tempfile.TemporaryDirectory() as folder:
         body = Path(folder, "body")
-        argv = [curl, "--silent", "--show-error", "--max-time", str(int(DOWNLOAD_TIMEOUT_S))]
+        argv = [curl, "--silent", "--show-error", "--max-time", str(int(timeout))]
         argv += ["--output", str(body), "--write-out", "%{http_code}", url]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_S + 10)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 10)
         if done.returncode != 0:
             raise ConnectionError(f"curl exited {done.returncode}: {done.stderr.strip()}")
         return int(done.stdout), body.read_bytes()
@@ -122,20 +123,26 @@ def fetch_with_curl(url: str) -> Fetched:
 
 def fetch_with_requests(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> Fetched:
     """GET `url` with requests, giving up after `timeout` s of silence; return (status, body)."""
-    response = requests.get(url, timeout=timeout)
+    response = requests.get(url, timeout=min(timeout, download_timeout(url)))
     return response.status_code, response.content
 
 
 def fetch_with_http_client(url: str) -> Fetched:
     """GET `url` with the standard library's http.client; return (status, body)."""
     host_port, path = url.removeprefix("http://").split("/", 1)
-    connection = http.client.HTTPConnection(host_port, timeout=DOWNLOAD_TIMEOUT_S)
+    connection = http.client.HTTPConnection(host_port, timeout=download_timeout(url))
     try:
         connection.request("GET", "/" + path)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
         connection.close()
+
+
+def download_timeout(url: str) -> float:
+    """Return how long a client may wait on `url`: DOWNLOAD_TIMEOUT_S, or less for a server in
+    a mode found answering nothing (harness.client.patience)."""
+    return patience(urllib.parse.urlsplit(url).port or 80, DOWNLOAD_TIMEOUT_S)
 
 
 FETCHERS: dict[str, Callable[[str], Fetched]] = {

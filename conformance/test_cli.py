@@ -28,7 +28,7 @@ from concurrency_tests.support import (
     samples_until_done,
     settled_sample,
 )
-from harness.client import exchange
+from harness.client import exchange, mark_port
 from harness.evidence import example, response_words
 from harness.fixtures import build_tree, expected_content
 from harness.plugin import settings
@@ -41,6 +41,7 @@ from harness.server import (
     free_port,
     listening_sockets,
     server_environment,
+    unresponsive_modes,
 )
 
 HELP_TIMEOUT, EXIT_TIMEOUT, READY_TIMEOUT = 30.0, 10.0, 20.0
@@ -88,6 +89,7 @@ def launch(server_command: ServerCommand, tmp_path: Path) -> Iterator[Launcher]:
                 env=server_environment(),
                 start_new_session=True,
             )
+        mark_port(port, DEFAULT_MODE in unresponsive_modes())
         server = ServerProcess(popen, port, folder or cwd, DEFAULT_MODE, logs)
         started.append(server)
         return server

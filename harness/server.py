@@ -34,7 +34,7 @@ from pathlib import Path
 import psutil
 
 from harness import sandbox
-from harness.client import Reply
+from harness.client import Reply, mark_port
 from harness.fixtures import FixtureTree, build_tree, working_directory
 
 UNRESPONSIVE_ENV = "HTTP_UNRESPONSIVE_MODES"
@@ -390,6 +390,7 @@ def _spawn(
             with _spawn_errors(argv):
                 popen = subprocess.Popen(prefix + argv, cwd=cwd, **popen_options, **user)
             pid = popen.pid
+    mark_port(port, mode in unresponsive_modes())
     server = ServerProcess(popen, port, folder, mode, logs, pid, work)
     _RUNNING.add(server)
     return server
