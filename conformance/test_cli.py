@@ -48,6 +48,7 @@ HELP_TIMEOUT, EXIT_TIMEOUT, READY_TIMEOUT = 30.0, 10.0, 20.0
 LAB_OPTIONS = ("-p", "-v", "-d", "-f")
 IN_USE = re.compile(r"in use|EADDRINUSE|Errno 98", re.IGNORECASE)
 DEFAULT_MODE_CLIENTS = 3
+LAB_DEFAULT_MODE = "thread"  # what a lab-6 server runs without -c
 PAGE = b"GET /page.html HTTP/1.0\r\n\r\n"
 
 Launcher = Callable[..., ServerProcess]
@@ -89,7 +90,7 @@ def launch(server_command: ServerCommand, tmp_path: Path) -> Iterator[Launcher]:
                 env=server_environment(),
                 start_new_session=True,
             )
-        mark_port(port, DEFAULT_MODE in unresponsive_modes())
+        mark_port(port, LAB_DEFAULT_MODE in unresponsive_modes())
         server = ServerProcess(popen, port, folder or cwd, DEFAULT_MODE, logs)
         started.append(server)
         return server
