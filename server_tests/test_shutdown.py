@@ -2,15 +2,17 @@
 
 Strategy: white-box, in this process. Each test runs one loop (the Dispatcher of the blocking
 modes, or select mode's) on a real listener with a few dozen silent connections and a stop
-already signalled, then times when it closed them against the end of the shutdown grace. The
-grace is patched to 0.6 s, not a multiple of either loop's sweep period, so a loop that notices
-the grace's end only at its next periodic sweep is late by a tenth of a second or more, while a
-loop that wakes at the grace's end is late by one wake-up. A stand-in for ShutdownSignals keeps
-the test process's own signal handlers untouched.
+already signalled, with a selector that records every wait the loop asks for. The grace is
+patched to 0.6 s, not a multiple of either loop's sweep period: a loop that notices the grace's
+end only at its next periodic sweep asks, shortly before the end, to sleep a tenth of a second or
+more past it, while one that wakes at the grace's end never asks to sleep past it. Judging the
+waits asked for, not the wall clock, keeps the test exact on a loaded machine. A stand-in for
+ShutdownSignals keeps the test process's own signal handlers untouched.
 """
 
 from __future__ import annotations
 
+import selectors
 import socket
 import time
 from collections.abc import Iterator
@@ -24,8 +26,27 @@ from httpd.dispatcher import Dispatcher
 from httpd.selectloop import SelectStrategy
 
 GRACE = 0.6
-LATE_AT_MOST = 0.05
+LATE_AT_MOST = 0.05  # past the grace's end, in a wait asked for (the old loops: 0.15 s, 0.4 s)
+HUNG = 10.0
 SILENT = 50
+WAITS: list[tuple[float, float | None]] = []  # (when, timeout) of every select the loop made
+
+
+class RecordingSelector(selectors.DefaultSelector):
+    """The default selector, noting when each select was asked for and with what timeout."""
+
+    def select(self, timeout: float | None = None) -> list:
+        """Record (now, timeout), then select."""
+        WAITS.append((time.monotonic(), timeout))
+        return super().select(timeout)
+
+
+@pytest.fixture(autouse=True)
+def recorded_waits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float | None]]:
+    """The loops' selects, recorded from an empty list."""
+    WAITS.clear()
+    monkeypatch.setattr(selectors, "DefaultSelector", RecordingSelector)
+    return WAITS
 
 
 @dataclass
@@ -66,6 +87,17 @@ def settings() -> Settings:
     return Settings(root=".", delay=0, timeout=60, max_connections=SILENT * 2)
 
 
+def overshoot(waits: list[tuple[float, float | None]]) -> float:
+    """How far past the grace's end the loop asked to sleep, at worst, before that end.
+
+    The first select returns at once (the stop is signalled), so the grace has begun before the
+    second: it ends by that one's time plus GRACE.
+    """
+    grace_end = waits[1][0] + GRACE
+    asked = [when + timeout for when, timeout in waits[1:] if when < grace_end and timeout]
+    return max(asked, default=grace_end) - grace_end
+
+
 def all_closed(clients: list[socket.socket]) -> bool:
     """Whether the server has closed every one of `clients` (each reads end-of-file)."""
     for client in clients:
@@ -87,7 +119,9 @@ def test_dispatcher_closes_silent_connections_at_the_end_of_the_grace(
     took = time.monotonic() - start
     signals.close()
     assert all_closed(silent_clients)
-    assert GRACE <= took < GRACE + LATE_AT_MOST, f"stopped {took:.3f} s after the signal"
+    assert GRACE <= took < HUNG, f"stopped {took:.3f} s after the signal"
+    late = overshoot(WAITS)
+    assert late < LATE_AT_MOST, f"asked to sleep {late:.3f} s past the grace's end"
 
 
 def test_select_loop_closes_silent_connections_at_the_end_of_the_grace(
@@ -101,4 +135,6 @@ def test_select_loop_closes_silent_connections_at_the_end_of_the_grace(
     took = time.monotonic() - start
     signals.close()
     assert all_closed(silent_clients)
-    assert GRACE <= took < GRACE + LATE_AT_MOST, f"stopped {took:.3f} s after the signal"
+    assert GRACE <= took < HUNG, f"stopped {took:.3f} s after the signal"
+    late = overshoot(WAITS)
+    assert late < LATE_AT_MOST, f"asked to sleep {late:.3f} s past the grace's end"
