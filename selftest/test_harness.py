@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conformance.test_conformance import CaseError, expand, load_cases
+from harness import client
 from harness.client import crlf_split_point, exchange, split_request
 from harness.server import ServerCommand, ServerPool
 
@@ -114,6 +115,21 @@ def test_times_out_without_a_response() -> None:
     with peer(lambda conn: None) as port:
         reply = exchange(port, REQUEST, timeout=0.3)
     assert reply.outcome == "timeout" and reply.error == "no response within 0.3 s"
+
+
+def test_a_port_marked_unresponsive_gets_only_the_short_patience(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waits on a server in a mode found answering nothing are cut; unmarked, they are not."""
+    monkeypatch.setattr(client, "UNRESPONSIVE_PATIENCE", 0.3)
+    with peer(lambda conn: None) as port:
+        client.mark_port(port, True)
+        try:
+            reply = exchange(port, REQUEST, timeout=60.0)
+        finally:
+            client.mark_port(port, False)
+    assert reply.outcome == "timeout" and reply.error == "no response within 0.3 s"
+    assert client.patience(port, 60.0) == 60.0
 
 
 def test_reports_a_reset_and_a_silent_close() -> None:
