@@ -202,7 +202,7 @@ def test_out_of_threads_or_processes_answers_503(server_factory: ServerFactory, 
         lift()
         assert exchange(server.port, request).status == 200
     assert {reply.status for reply in replies} == {503}, [r.describe() for r in replies]
-    assert server.stderr_text().count("503") == 1, server.stderr_tail()
+    assert server.stderr_text().count("answering 503") == 1, server.stderr_tail()
     assert wait_for(
         lambda: psutil.Process(server.pid).num_fds() == baseline
     ), f"{psutil.Process(server.pid).num_fds()} descriptors open, {baseline} before"
