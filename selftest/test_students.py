@@ -148,8 +148,16 @@ def run_suite(script: str, modes: list[str], results: Path, selection: str = "")
 
 
 def not_passed(records: list[dict]) -> dict[str, str]:
-    """Return nodeid -> verdict of every record that neither passed nor was skipped."""
-    return {r["nodeid"]: r["verdict"] for r in records if r["verdict"] not in ("passed", "skipped")}
+    """Return nodeid -> verdict and message of every record that neither passed nor was skipped.
+
+    The message (the failure's first lines, what was sent and what came back) is what tells a
+    real defect from a race when a correct server fails once in a CI run.
+    """
+    return {
+        r["nodeid"]: f"{r['verdict']}: {r['message'][:1500]}"
+        for r in records
+        if r["verdict"] not in ("passed", "skipped")
+    }
 
 
 def test_expected_table_lists_every_script() -> None:
