@@ -22,6 +22,7 @@ from collections import deque
 
 from httpd.lifecycle import become_worker, signals_blocked
 from httpd.limits import DEFAULT_PROCESSES, DEFAULT_THREADS
+from httpd.overload import Refusals, start_closing_leaks
 from httpd.protocol import HttpError, Request
 from httpd.strategies import FORK, DispatchStrategy, join_interruptibly, kill_all, share_one_cpu
 from httpd.transfer import Transfer, serve_request
@@ -88,7 +89,9 @@ class ProcessPoolStrategy(DispatchStrategy):
     Each worker has its own socketpair to the main process: a complete request arrives on it (the
     socket as an SCM_RIGHTS descriptor, the parsed head pickled), and the worker answers "idle" or
     hands the rest of a slow response back the same way. The main process sends a request only to
-    an idle worker, so neither side ever blocks on the pair.
+    an idle worker, so neither side ever blocks on the pair. A worker that dies is replaced; when
+    no process can be started (a process limit), the pool runs short and tries again at the next
+    request, and a request that finds no worker at all is answered 503.
     """
 
     def start(self) -> None:
@@ -97,22 +100,47 @@ class ProcessPoolStrategy(DispatchStrategy):
         self.workers: dict[socket.socket, multiprocessing.process.BaseProcess] = {}
         self.idle: list[socket.socket] = []
         self.dispatcher.busy = lambda: bool(self.ready) or len(self.idle) < len(self.workers)
-        for _ in range(self.settings.workers or DEFAULT_PROCESSES):
-            self._spawn()
+        self.size = self.settings.workers or DEFAULT_PROCESSES
+        self.refusals = Refusals(self.settings)
+        if problem := self._refill():
+            LOG.warning("%s: %d of %d workers started", problem, len(self.workers), self.size)
 
     def _spawn(self) -> None:
-        """Fork one worker with its own socketpair; it starts idle."""
+        """Fork one worker with its own socketpair; it starts idle.
+
+        Raises:
+            OSError: no socketpair or no process could be made (nothing is left open then).
+        """
         channel, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        worker = FORK.Process(target=self._work, args=(worker_end,), name="worker")
-        with signals_blocked():
-            worker.start()
-        worker_end.close()
+        try:
+            worker = FORK.Process(target=self._work, args=(worker_end,), name="worker")
+            with signals_blocked():
+                start_closing_leaks(worker)
+        except OSError:
+            channel.close()
+            raise
+        finally:
+            worker_end.close()
         self.workers[channel] = worker
         self.idle.append(channel)
         self.dispatcher.watch(channel, self._answer)
 
+    def _refill(self) -> str:
+        """Start the workers the pool lacks; return why one could not start ("" if all did)."""
+        while len(self.workers) < self.size:
+            try:
+                self._spawn()
+            except OSError as error:
+                return f"cannot start a worker process ({error})"
+        return ""
+
     def dispatch(self, conn: socket.socket, outcome: Request | HttpError) -> None:
-        """Queue the request and give it to an idle worker, if there is one."""
+        """Queue the request and give it to an idle worker; with no worker at all, refuse it."""
+        problem = self._refill()
+        if not self.workers:
+            self.refusals.refuse(conn, problem)
+            return
+        self.refusals.recovered()
         self.ready.append((conn, outcome))
         self._assign()
 
@@ -148,7 +176,11 @@ class ProcessPoolStrategy(DispatchStrategy):
         channel.close()
         dead.join()
         LOG.warning("worker %s exited (status %s); starting another", dead.pid, dead.exitcode)
-        self._spawn()
+        if problem := self._refill():
+            LOG.warning("%s: %d of %d workers left", problem, len(self.workers), self.size)
+        if not self.workers:
+            while self.ready:
+                self.refusals.refuse(self.ready.popleft()[0], problem)
 
     def _work(self, channel: socket.socket) -> None:
         """Worker body: keep only its own pair, then serve requests until the pair closes."""

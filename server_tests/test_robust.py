@@ -208,6 +208,29 @@ def test_out_of_threads_or_processes_answers_503(server_factory: ServerFactory, 
     ), f"{psutil.Process(server.pid).num_fds()} descriptors open, {baseline} before"
 
 
+def test_process_pool_without_workers_answers_503_and_restarts_them(
+    server_factory: ServerFactory,
+) -> None:
+    """Item 6 for process-pool: workers that die while no process can start are replaced later;
+    meanwhile, with none left, a request is answered 503 and the server keeps serving."""
+    server = server_factory("process-pool", extra_args=["--workers", "2"])
+    request = b"GET /index.html HTTP/1.0\r\n\r\n"
+    assert exchange(server.port, request).status == 200
+    baseline = psutil.Process(server.pid).num_fds()
+    with no_new_tasks(server) as lift:
+        for worker in server.processes()[1:]:
+            worker.kill()
+        assert wait_for(lambda: len(server.processes()) == 1), server.stderr_tail()
+        replies = [exchange(server.port, request) for _ in range(3)]
+        server.assert_alive()
+        lift()
+        assert exchange(server.port, request).status == 200
+    assert {reply.status for reply in replies} == {503}, [r.describe() for r in replies]
+    assert server.stderr_text().count("answering 503") == 1, server.stderr_tail()
+    assert wait_for(lambda: len(server.processes()) == 3), "the pool did not grow back to 2"
+    assert psutil.Process(server.pid).num_fds() == baseline, server.stderr_tail()
+
+
 def trap_tree(tmp_path: Path) -> Path:
     """A folder whose 404.html is a symlink to the secret outside the served folder."""
     (tmp_path / "index.html").write_bytes(b"<!DOCTYPE html><title>i</title>\n")
