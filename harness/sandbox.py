@@ -255,6 +255,9 @@ def sandbox_uid() -> int:
 def claim_uid() -> int:
     """Claim a free sandbox uid for the life of this process (a lock file per uid).
 
+    A uid whose lock is free but that runs processes is skipped: they belong to a suite whose
+    locks live in another /tmp (a chroot, a container), which would otherwise share its uid.
+
     Raises: SandboxError when every uid of the range is held.
     """
     folder = Path(tempfile.gettempdir()) / "http-sandbox-uids"
@@ -264,6 +267,9 @@ def claim_uid() -> int:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            handle.close()
+            continue
+        if processes_of(uid):
             handle.close()
             continue
         _LOCKS[uid] = handle
@@ -335,7 +341,7 @@ def run(
             timeout=timeout,
             stdin=subprocess.DEVNULL,
             cwd=work,
-            env=sandbox_environment(env, work) if sandbox.confined else env,
+            env=sandbox_environment(env, work, sandbox) if sandbox.confined else env,
             start_new_session=True,
         )
     finally:
@@ -409,11 +415,30 @@ def give_to(work: Path, uid: int | None) -> None:
     os.chown(work, uid, uid)
 
 
-def sandbox_environment(env: dict[str, str], work: Path) -> dict[str, str]:
+def sandbox_environment(env: dict[str, str], work: Path, sandbox: Sandbox) -> dict[str, str]:
     """Return `env` with HOME and TMPDIR pointing into the working copy, and HTTPD_REPO naming
-    the suite's repository (whose reference httpd/ package, shown read-only, the selftest
-    servers built on our server import)."""
-    return env | {"HOME": str(work), "TMPDIR": str(work), "HTTPD_REPO": str(SUITE_ROOT)}
+    where the suite's reference httpd/ package is (the selftest servers built on our server
+    import it): the repository itself under bwrap, which shows it read-only; with limits only,
+    a readable copy, since the sandbox uid may not enter the repository's folders (a checkout
+    in root's home, mode 0700, as on a fresh machine set up as root)."""
+    repo = SUITE_ROOT if sandbox.kind == "bwrap" else reference_copy()
+    return env | {"HOME": str(work), "TMPDIR": str(work), "HTTPD_REPO": str(repo)}
+
+
+@functools.cache
+def reference_copy() -> Path:
+    """Return a folder every user may read holding a copy of the suite's httpd/ (made once per
+    process, deleted at exit); the folder alone when the suite has no httpd/."""
+    folder = Path(tempfile.mkdtemp(prefix="http-server-reference-"))
+    folder.chmod(0o755)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    if (SUITE_ROOT / "httpd").is_dir():
+        shutil.copytree(
+            SUITE_ROOT / "httpd", folder / "httpd", ignore=shutil.ignore_patterns(*NOT_COPIED)
+        )
+        for path in [folder / "httpd", *(folder / "httpd").rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
 
 
 def processes_of(uid: int) -> list[psutil.Process]:

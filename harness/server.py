@@ -379,7 +379,7 @@ def _spawn(
         }
         if work is not None:
             argv = command.argv(port, folder, mode, delay, extra_args, work / command.script.name)
-            popen_options["env"] = sandbox.sandbox_environment(env, work)
+            popen_options["env"] = sandbox.sandbox_environment(env, work, box)
             with _spawn_errors(argv):
                 popen, pid = sandbox.spawn(
                     box, argv, work, [folder.parent], command.python, cwd, **popen_options

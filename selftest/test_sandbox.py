@@ -170,3 +170,35 @@ def test_unresponsive_modes_skip_table_cases_only(monkeypatch: pytest.MonkeyPatc
     server = harness_server.launch(command, "thread")
     assert server.exit_status() is None
     harness_server.retire([server], grace=1.0)
+
+
+def test_a_uid_with_processes_is_not_claimed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A uid running processes is skipped even when its lock file is free: a suite in a chroot
+    or container keeps its locks in another /tmp, and sharing its uid would let one grader's
+    sweep kill the other's servers (and share one process limit)."""
+    first = sandbox.UID_RANGE.start
+    monkeypatch.setattr(sandbox.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(sandbox, "processes_of", lambda uid: [object()] if uid == first else [])
+    uid = sandbox.claim_uid()
+    try:
+        assert uid == first + 1
+    finally:
+        sandbox.release_uid(uid)
+
+
+def test_without_bwrap_the_reference_package_is_readable_by_the_sandbox_uid(
+    tmp_path: Path,
+) -> None:
+    """With limits only (no bwrap: a chroot, no user namespaces) nothing is bind-mounted, so the
+    httpd/ the selftest servers import must be readable by any uid from / down (a checkout in
+    root's 0700 home is not)."""
+    box = sandbox.Sandbox("limits", uid=sandbox.UID_RANGE.start)
+    repo = Path(sandbox.sandbox_environment({}, tmp_path, box)["HTTPD_REPO"])
+    package = repo / "httpd"
+    assert (package / "__init__.py").is_file()
+    for folder in [*reversed(package.parents), package]:
+        assert folder.stat().st_mode & 0o005 == 0o005, f"{folder} is closed to other users"
+    for module in package.glob("*.py"):
+        assert module.stat().st_mode & 0o004, f"{module} is unreadable to other users"

@@ -172,7 +172,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("name at least one SUBMISSION (or --print-rubric)")
     try:
         args.rubric = chosen_rubric(args)
-        args.python = interpreter(args.python, args.rubric)
+        if not args.print_rubric:
+            args.python = interpreter(args.python, args.rubric)
     except RubricError as exc:
         parser.error(str(exc))
     return args

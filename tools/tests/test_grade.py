@@ -183,12 +183,22 @@ def test_command_line_rejects_bad_numbers() -> None:
     assert exit_info.value.code == 2
 
 
-def test_command_line_chooses_the_rubric_of_a_course_year() -> None:
+def test_command_line_chooses_the_rubric_of_a_course_year(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--lab picks the year's rubric and its interpreter; a missing one is a usage error."""
+    installed = {"python3.12": "/opt/bin/python3.12"}
+    monkeypatch.setattr(grade.shutil, "which", installed.get)
     later = grade.parse_args(["sub", "--lab", "later"])
     assert later.rubric.required_modes == ("thread", "thread-pool", "select")
-    assert later.python.endswith("python3.12")
+    assert later.python == "/opt/bin/python3.12"
     seed = grade.parse_args(["sub", "--required-modes", "thread,async", "--python", "python3"])
     assert seed.rubric.name == "seed" and seed.rubric.required_modes == ("thread", "async")
+    installed.clear()
+    with pytest.raises(SystemExit) as exit_info:
+        grade.parse_args(["sub", "--lab", "later"])
+    assert exit_info.value.code == 2
+    assert "runs servers with python3.12, which is not installed here" in capsys.readouterr().err
 
 
 def test_a_bad_rubric_file_is_a_one_line_usage_error(
@@ -203,8 +213,10 @@ def test_a_bad_rubric_file_is_a_one_line_usage_error(
 
 
 def test_print_rubric_prints_a_rubric_file_it_can_read_back(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """--print-rubric works without the rubric's interpreter (it runs no server)."""
+    monkeypatch.setattr(grade.shutil, "which", lambda name: None)
     assert grade.main(["--print-rubric", "--lab", "lab5"]) == 0
     printed = tmp_path / "printed.toml"
     printed.write_text(capsys.readouterr().out)
