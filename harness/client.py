@@ -30,10 +30,15 @@ def mark_port(port: int, unresponsive: bool) -> None:
         _UNRESPONSIVE_PORTS.discard(port)
 
 
+def is_unresponsive(port: int) -> bool:
+    """Say whether the server on `port` is in a mode found answering nothing (see mark_port)."""
+    return port in _UNRESPONSIVE_PORTS
+
+
 def patience(port: int, timeout: float) -> float:
     """Return how long to wait for the server on `port`: `timeout`, cut to UNRESPONSIVE_PATIENCE
     for a server in a mode found answering nothing (see mark_port)."""
-    return min(timeout, UNRESPONSIVE_PATIENCE) if port in _UNRESPONSIVE_PORTS else timeout
+    return min(timeout, UNRESPONSIVE_PATIENCE) if is_unresponsive(port) else timeout
 
 
 VARIANTS = ("whole", "bytewise", "first-byte", "split-crlf")

@@ -34,10 +34,11 @@ from pathlib import Path
 import psutil
 
 from harness import sandbox
-from harness.client import Reply, mark_port
+from harness.client import Reply, is_unresponsive, mark_port
 from harness.fixtures import FixtureTree, build_tree, working_directory
 
 UNRESPONSIVE_ENV = "HTTP_UNRESPONSIVE_MODES"
+RETIRE_UNRESPONSIVE = 1.0  # s a server in a mode answering nothing gets to exit at teardown
 LAB_MODES = ("thread", "process")
 DEFAULT_MODE = "default"
 _CHOICES = re.compile(r"(?:-c|--concurrency)[ =]\{([^}]*)\}")
@@ -590,16 +591,20 @@ def unresponsive_modes() -> set[str]:
 def retire(servers: Iterable[ServerProcess], grace: float = 5.0) -> list[str]:
     """Stop servers (SIGINT to all at once, SIGKILL after `grace` s), verify, delete their trees.
 
+    A server in a mode found answering nothing gets RETIRE_UNRESPONSIVE s at most: its requests
+    in flight never finish, so a clean exit is not coming, and no verdict depends on one here.
+
     Returns: one line per server whose served tree changed (empty when all is well).
     """
     servers = list(servers)
     for server in servers:
         server.processes()
         server.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + grace
+    signalled = time.monotonic()
     problems = []
     for server in servers:
-        server.wait_exit(max(0.0, deadline - time.monotonic()))
+        own = min(grace, RETIRE_UNRESPONSIVE) if is_unresponsive(server.port) else grace
+        server.wait_exit(max(0.0, signalled + own - time.monotonic()))
         server.kill_leftovers()
         problems += _verify_and_remove(server)
     return problems

@@ -19,7 +19,7 @@ import pytest
 from conformance.test_conformance import CaseError, Run, check, expand, load_cases
 from harness import client
 from harness.client import crlf_split_point, exchange, split_request
-from harness.server import ServerCommand, ServerPool
+from harness.server import ServerCommand, ServerPool, retire
 
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 OK = b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"
@@ -130,6 +130,40 @@ def test_a_port_marked_unresponsive_gets_only_the_short_patience(
             client.mark_port(port, False)
     assert reply.outcome == "timeout" and reply.error == "no response within 0.3 s"
     assert client.patience(port, 60.0) == 60.0
+
+
+class IgnoresSigint:
+    """Stands in for a ServerProcess that never exits on SIGINT; records how long it waited."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.mode, self.tree, self.waited = port, "thread", None, -1.0
+
+    def processes(self) -> list:
+        return []
+
+    def send_signal(self, signum: int) -> None:
+        """Ignore the signal."""
+
+    def wait_exit(self, timeout: float) -> None:
+        self.waited = timeout
+
+    def kill_leftovers(self) -> None:
+        """Nothing to kill."""
+
+    def refused_writes(self) -> list[str]:
+        return []
+
+
+def test_teardown_gives_a_server_answering_nothing_one_second_not_five() -> None:
+    """A server in a mode that answers nothing never finishes its requests: teardown waits
+    RETIRE_UNRESPONSIVE for its exit, a responsive one its full grace."""
+    marked, unmarked = IgnoresSigint(1), IgnoresSigint(2)
+    client.mark_port(marked.port, True)
+    try:
+        assert retire([marked, unmarked], grace=5.0) == []
+    finally:
+        client.mark_port(marked.port, False)
+    assert 0.0 <= marked.waited <= 1.0 and 4.5 < unmarked.waited <= 5.0
 
 
 def test_reports_a_reset_and_a_silent_close() -> None:
