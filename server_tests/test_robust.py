@@ -188,6 +188,12 @@ def pids_cgroup_parent() -> Path:
     pytest.skip("root, and no pids cgroup to limit the server with")
 
 
+def assert_refused_and_logged_once(server: ServerProcess, replies: list) -> None:
+    """Every reply is a 503, and the server logged the streak of refusals in one line."""
+    assert {reply.status for reply in replies} == {503}, [r.describe() for r in replies]
+    assert server.stderr_text().count("answering 503") == 1, server.stderr_tail()
+
+
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_out_of_threads_or_processes_answers_503(server_factory: ServerFactory, mode: str) -> None:
     """Item 6: when no thread or process can be started, answer 503, log once, keep serving."""
@@ -201,8 +207,7 @@ def test_out_of_threads_or_processes_answers_503(server_factory: ServerFactory, 
         server.assert_alive()
         lift()
         assert exchange(server.port, request).status == 200
-    assert {reply.status for reply in replies} == {503}, [r.describe() for r in replies]
-    assert server.stderr_text().count("answering 503") == 1, server.stderr_tail()
+    assert_refused_and_logged_once(server, replies)
     assert wait_for(
         lambda: psutil.Process(server.pid).num_fds() == baseline
     ), f"{psutil.Process(server.pid).num_fds()} descriptors open, {baseline} before"
@@ -225,8 +230,7 @@ def test_process_pool_without_workers_answers_503_and_restarts_them(
         server.assert_alive()
         lift()
         assert exchange(server.port, request).status == 200
-    assert {reply.status for reply in replies} == {503}, [r.describe() for r in replies]
-    assert server.stderr_text().count("answering 503") == 1, server.stderr_tail()
+    assert_refused_and_logged_once(server, replies)
     assert wait_for(lambda: len(server.processes()) == 3), "the pool did not grow back to 2"
     assert psutil.Process(server.pid).num_fds() == baseline, server.stderr_tail()
 
