@@ -232,7 +232,9 @@ def test_process_pool_without_workers_answers_503_and_restarts_them(
         assert exchange(server.port, request).status == 200
     assert_refused_and_logged_once(server, replies)
     assert wait_for(lambda: len(server.processes()) == 3), "the pool did not grow back to 2"
-    assert psutil.Process(server.pid).num_fds() == baseline, server.stderr_tail()
+    assert wait_for(
+        lambda: psutil.Process(server.pid).num_fds() == baseline
+    ), f"{psutil.Process(server.pid).num_fds()} descriptors open, {baseline} before"
 
 
 def trap_tree(tmp_path: Path) -> Path:
